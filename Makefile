@@ -1,0 +1,52 @@
+# MPO Portal: `make run` to run it, `make test` to test it. Both set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+APT_PACKAGES := docker-registry apache2-utils skopeo chromium chromium-driver
+
+.PHONY: run test venv test-deps system-deps lint bench clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
+	$(PY) -m pip install -q -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## run: migrate, make an admin if there is none, then the web server and the django-q2 cluster (Ctrl-C stops both)
+run: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v 0
+	$(PY) manage.py ensure_admin
+	$(PY) manage.py serve --port $(PORT)
+
+## system-deps: the real servers the tests start (registry, browser), from Debian's packages
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; }; \
+	fi
+
+test-deps: $(VENV)/.test-installed system-deps
+
+## test: everything the tests need, then pytest (the tests start their own registries, API emulator and browser)
+test: test-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: test-deps
+	$(VENV)/bin/ruff check .
+
+bench: test-deps
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,284 @@
+"""The Django admin: every model browsable; edits go through the services (audit context "admin").
+
+Credentials are never shown: a set / not set indicator and a write-only replace field. Digest history and
+the audit trail are read-only for everyone, superusers included.
+"""
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from overrides import services
+from overrides.audit import Actor
+from overrides.models import (
+    ApiToken,
+    ChangeContext,
+    DigestObservation,
+    ModulePullOverride,
+    ModuleSource,
+    ObjectChange,
+)
+
+
+def _actor(request) -> Actor:
+    return Actor.from_request(request, context=ChangeContext.ADMIN)
+
+
+class ServiceAdmin(admin.ModelAdmin):
+    """Routes save and delete through the service layer and shows its refusals as messages."""
+
+    def get_queryset(self, request):
+        return self.model.all_objects.all()
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and (obj.is_deleted or getattr(obj, "is_builtin", False)):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and (obj.is_deleted or getattr(obj, "is_builtin", False)):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def delete_model(self, request, obj):
+        try:
+            self.service_delete(actor=_actor(request), obj=obj)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), level=messages.ERROR)
+
+
+class ModuleSourceForm(forms.ModelForm):
+    new_docker_cfg = forms.CharField(
+        label="Replace dockerCfg", required=False, strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Base64 of a docker config.json. Leave empty to keep the stored credentials.",
+    )
+    clear_docker_cfg = forms.BooleanField(label="Remove credentials (anonymous access)", required=False)
+
+    class Meta:
+        model = ModuleSource
+        fields = ["name", "repo", "scheme", "ca", "release_channel"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("new_docker_cfg"):
+            self.instance.docker_cfg = cleaned["new_docker_cfg"]
+        elif cleaned.get("clear_docker_cfg"):
+            self.instance.docker_cfg = ""
+        return cleaned
+
+    def _post_clean(self):
+        super()._post_clean()
+        # Model.clean() validated docker_cfg against the repo; show its error on the replace field.
+        if "docker_cfg" in self.errors:
+            self.add_error("new_docker_cfg", self.errors.pop("docker_cfg"))
+
+
+@admin.register(ModuleSource)
+class ModuleSourceAdmin(ServiceAdmin):
+    form = ModuleSourceForm
+    list_display = ("name", "repo", "scheme", "credentials", "status_modules_count", "status_phase", "sync_state",
+                    "discovered_count", "deleted_at")
+    list_filter = ("scheme", "sync_state", "status_phase", ("deleted_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "repo")
+    readonly_fields = ("credentials", "status_modules", "status_modules_count", "status_message", "status_sync_time",
+                       "status_phase", "discovered_modules", "discovered_at", "discovery_error", "sync_state",
+                       "sync_message", "synced_at", "spec_version", "applied_version", "managed", "deleted_at")
+
+    @admin.display(description="credentials")
+    def credentials(self, obj):
+        return "set" if obj.has_credentials else "not set"
+
+    @admin.display(description="discovered")
+    def discovered_count(self, obj):
+        return len(obj.discovered_modules or [])
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return ("name", *fields) if obj is not None else fields
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        secret = data.get("new_docker_cfg") or ("" if data.get("clear_docker_cfg") else None)
+        fields = {f: data[f] for f in ("repo", "scheme", "ca", "release_channel") if f in data}
+        try:
+            if change:
+                saved = services.source_update(actor=_actor(request), source=obj, docker_cfg=secret, **fields)
+            else:
+                saved = services.source_create(actor=_actor(request), name=data["name"], docker_cfg=secret or "",
+                                               **fields)
+            obj.pk = saved.pk
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), level=messages.ERROR)
+
+    def service_delete(self, *, actor, obj):
+        services.source_delete(actor=actor, source=obj)
+
+
+class ModulePullOverrideForm(forms.ModelForm):
+    class Meta:
+        model = ModulePullOverride
+        fields = ["name", "source", "image_tag", "scan_interval", "rollback"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "source" in self.fields:
+            self.fields["source"].queryset = ModuleSource.objects.all()
+
+    def clean(self):
+        cleaned = super().clean()
+        name = cleaned.get("name") or self.instance.name
+        if name and cleaned.get("source"):
+            try:
+                services.check_module_offered(name, cleaned["source"])
+            except ValidationError as exc:
+                self.add_error("name" if "name" in self.fields else None, exc.messages)
+        return cleaned
+
+
+@admin.register(ModulePullOverride)
+class ModulePullOverrideAdmin(ServiceAdmin):
+    form = ModulePullOverrideForm
+    list_display = ("name", "source", "image_tag", "scan_interval", "short_registry_digest", "short_cluster_digest",
+                    "status_message", "sync_state", "registry_checked_at", "deleted_at")
+    list_filter = ("source", "sync_state", "rollback", ("deleted_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "image_tag", "source__name")
+    list_select_related = ("source",)
+    actions = ["renew_selected", "force_renew_selected"]
+    readonly_fields = ("image_reference", "history_links", "status_image_digest", "status_message",
+                       "status_updated_at", "status_weight", "registry_digest", "registry_checked_at",
+                       "next_check_at", "registry_error", "sync_state", "sync_message", "synced_at",
+                       "spec_version", "applied_version", "renew_requested_at", "managed", "deleted_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return ("name", *fields) if obj is not None else fields
+
+    @admin.display(description="registry digest")
+    def short_registry_digest(self, obj):
+        return obj.registry_digest[:19]
+
+    @admin.display(description="cluster digest")
+    def short_cluster_digest(self, obj):
+        return obj.status_image_digest[:19]
+
+    @admin.display(description="image")
+    def image_reference(self, obj):
+        return obj.image_ref if obj.pk else "-"
+
+    @admin.display(description="history")
+    def history_links(self, obj):
+        if not obj.pk:
+            return "-"
+        digests = reverse("admin:overrides_digestobservation_changelist") + f"?override__id__exact={obj.pk}"
+        audit = (reverse("admin:overrides_objectchange_changelist")
+                 + f"?object_type=modulepulloverride&object_id={obj.pk}")
+        return format_html('<a href="{}">Digest history</a> · <a href="{}">Audit records</a>', digests, audit)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        fields = {f: data[f] for f in ("source", "image_tag", "scan_interval", "rollback") if f in data}
+        try:
+            if change:
+                saved = services.override_update(actor=_actor(request), override=obj, **fields)
+            else:
+                saved = services.override_create(actor=_actor(request), name=data["name"], **fields)
+            obj.pk = saved.pk
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), level=messages.ERROR)
+
+    def service_delete(self, *, actor, obj):
+        services.override_delete(actor=actor, override=obj)
+
+    def _renew(self, request, queryset, force):
+        count = 0
+        for override in queryset.filter(deleted_at__isnull=True):
+            services.override_renew(actor=_actor(request), override=override, force=force)
+            count += 1
+        self.message_user(request, f"Renew requested for {count} override(s).")
+
+    @admin.action(description="Renew selected overrides (check the registry now)", permissions=["change"])
+    def renew_selected(self, request, queryset):
+        self._renew(request, queryset, force=False)
+
+    @admin.action(description="Force renew selected overrides (redeploy even an unchanged digest)",
+                  permissions=["change"])
+    def force_renew_selected(self, request, queryset):
+        self._renew(request, queryset, force=True)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History is written by the services only: nobody adds, changes or deletes it here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DigestObservation)
+class DigestObservationAdmin(ReadOnlyAdmin):
+    list_display = ("observed_at", "override", "origin", "digest", "previous_digest", "image_ref")
+    list_filter = ("origin", "observed_at")
+    search_fields = ("override__name", "digest", "image_ref")
+    list_select_related = ("override",)
+    raw_id_fields = ("override",)
+    date_hierarchy = "observed_at"
+    show_full_result_count = False
+
+
+@admin.register(ObjectChange)
+class ObjectChangeAdmin(ReadOnlyAdmin):
+    list_display = ("time", "user_name", "context", "action", "object_type", "object_repr", "message", "request_id")
+    list_filter = ("context", "action", "object_type", "time")
+    search_fields = ("object_repr", "user_name", "message", "=request_id", "=object_id")
+    date_hierarchy = "time"
+    show_full_result_count = False
+
+
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ["user", "description", "write_enabled", "expires_at"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are shown once, when created; only a hash is stored."""
+
+    form = ApiTokenForm
+    list_display = ("key_hint", "user", "description", "write_enabled", "expires_at", "last_used_at", "created_at")
+    list_filter = ("write_enabled",)
+    search_fields = ("user__username", "description", "key_hint")
+    readonly_fields = ("key_hint", "last_used_at", "created_at")
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            plaintext = ApiToken.generate()
+            obj.set_key(plaintext)
+            obj._plaintext = plaintext  # lives only for this response, never in the session or a message
+        obj.save()
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # The token is shown in this one response (not via the messages framework, whose cookie or session
+        # storage would keep it).
+        context = {**self.admin_site.each_context(request), "token": obj, "plaintext": obj._plaintext,
+                   "opts": self.opts, "title": "API token created"}
+        return TemplateResponse(request, "admin/overrides/apitoken/created.html", context)
+
+    def get_changeform_initial_data(self, request):
+        return {"user": request.user.pk, "expires_at": timezone.now() + timedelta(days=90)}

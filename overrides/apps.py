@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class OverridesConfig(AppConfig):
+    name = "overrides"
+    verbose_name = "Module pull overrides"
+    default_auto_field = "django.db.models.BigAutoField"

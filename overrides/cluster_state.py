@@ -1,0 +1,27 @@
+"""Whether cluster sync is on, decided from settings alone (cheap: no kubernetes import, no network)."""
+
+import os
+
+from django.conf import settings
+
+IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def cluster_mode() -> str:
+    """"on" when a cluster is configured (KUBECONFIG or in-cluster service account), else "off".
+
+    PORTAL_CLUSTER=off turns sync off even when a config exists; with sync off the portal works on its own
+    and says so (sync state "off").
+    """
+    mode = getattr(settings, "PORTAL_CLUSTER", "auto")
+    if mode == "off":
+        return "off"
+    if getattr(settings, "PORTAL_KUBECONFIG", ""):
+        return "on"
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(IN_CLUSTER_TOKEN):
+        return "on"
+    return "off"
+
+
+def cluster_enabled() -> bool:
+    return cluster_mode() == "on"

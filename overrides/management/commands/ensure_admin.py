@@ -1,0 +1,31 @@
+"""Create the first superuser when there is none (used by `make run`)."""
+
+import os
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Create an 'admin' superuser if no superuser exists (password from PORTAL_ADMIN_PASSWORD, else printed once)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default=os.environ.get("PORTAL_ADMIN_USER", "admin"))
+
+    def handle(self, *args, username: str, **options):
+        User = get_user_model()
+        if User.objects.filter(is_superuser=True).exists():
+            return
+        password = os.environ.get("PORTAL_ADMIN_PASSWORD", "")
+        generated = not password
+        if generated:
+            password = secrets.token_urlsafe(12)
+        User.objects.create_superuser(username=username, email="", password=password)
+        if generated:
+            self.stdout.write(
+                f"Created superuser '{username}' with password: {password}\n"
+                "It is shown only this once; change it in the admin, or set PORTAL_ADMIN_PASSWORD next time."
+            )
+        else:
+            self.stdout.write(f"Created superuser '{username}' (password from PORTAL_ADMIN_PASSWORD).")

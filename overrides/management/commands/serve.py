@@ -1,0 +1,52 @@
+"""Run the web server and the django-q2 cluster together in the foreground; Ctrl-C stops both."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run gunicorn and the django-q2 cluster (qcluster) together; stop both on Ctrl-C or when one exits."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--workers", type=int, default=int(os.environ.get("PORTAL_WEB_WORKERS", "2")))
+
+    def handle(self, *args, host: str, port: int, workers: int, **options):
+        python = sys.executable
+        web = [
+            python, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"{host}:{port}",
+            "--workers", str(workers), "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "5",
+        ]
+        jobs = [python, "manage.py", "qcluster"]
+        self.stdout.write(f"MPO Portal on http://{host}:{port}/ (admin at /admin/, API docs at /api/docs/)")
+        procs = [subprocess.Popen(web), subprocess.Popen(jobs)]
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping and all(p.poll() is None for p in procs):
+                time.sleep(0.5)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for p in procs:
+                try:
+                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        if not stopping:
+            self.stderr.write("One of the processes exited; stopped the other.")
+            sys.exit(1)

@@ -1,0 +1,12 @@
+"""The portal's domain: sources, overrides, their history, the audit trail and API tokens."""
+
+from .history import ChangeAction, ChangeContext, DigestObservation, DigestOrigin, ObjectChange
+from .pulloverrides import ModulePullOverride
+from .sources import BUILTIN_SOURCE, ModuleSource, Scheme
+from .sync import ClusterMirrored, SyncState
+from .tokens import ApiToken, hash_token
+
+__all__ = [
+    "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ClusterMirrored", "DigestObservation",
+    "DigestOrigin", "ModulePullOverride", "ModuleSource", "ObjectChange", "Scheme", "SyncState", "hash_token",
+]

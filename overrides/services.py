@@ -1,0 +1,289 @@
+"""The one writer: every change of a source or an override goes through these functions.
+
+The admin, the REST API, the web UI, the jobs and the commands call them alike. Each validates, saves and
+writes its audit row in one transaction, marks the row for the cluster (level-triggered apply, see
+design.md) and enqueues the follow-up work after commit. Keyword-only, typed, named `<entity>_<action>`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from overrides import tasks
+from overrides.audit import Actor, record_change, snapshot
+from overrides.cluster_state import cluster_enabled
+from overrides.models import ChangeAction, ModulePullOverride, ModuleSource, SyncState
+from overrides.validators import DEFAULT_SCAN_INTERVAL
+
+OVERRIDE_FIELDS = ("source", "image_tag", "scan_interval", "rollback")
+SOURCE_FIELDS = ("repo", "scheme", "docker_cfg", "ca", "release_channel")
+SYNC_OFF_MESSAGE = "Cluster sync is off: no cluster is configured (set KUBECONFIG), or PORTAL_CLUSTER=off."
+
+
+def mark_desired_state_changed(obj) -> None:
+    """A new desired state: bump its version and queue it for the cluster (or say that sync is off)."""
+    obj.spec_version = (obj.spec_version or 0) + 1 if obj.pk else 1
+    obj.sync_attempts = 0
+    if cluster_enabled():
+        obj.sync_state = SyncState.PENDING
+        obj.sync_message = "Waiting to be applied to the cluster."
+        obj.next_sync_at = timezone.now()
+    else:
+        obj.sync_state = SyncState.OFF
+        obj.sync_message = SYNC_OFF_MESSAGE
+        obj.next_sync_at = None
+
+
+def _after_commit_apply(obj) -> None:
+    if obj.sync_state == SyncState.PENDING:
+        tasks.enqueue_apply(obj)
+
+
+def _full_clean(obj, exclude: list[str] | None = None) -> None:
+    # Uniqueness of the name is checked by the services themselves (deleted rows are revived, not duplicated).
+    obj.full_clean(exclude=exclude, validate_unique=False)
+
+
+# --- sources ---------------------------------------------------------------------------------------
+
+
+def _refuse_builtin(source: ModuleSource) -> None:
+    if source.is_builtin:
+        raise ValidationError(
+            {"name": 'The "deckhouse" ModuleSource is created and managed by Deckhouse itself; it cannot be '
+             "changed or deleted here."}
+        )
+
+
+@transaction.atomic
+def source_create(
+    *,
+    actor: Actor,
+    name: str,
+    repo: str,
+    scheme: str = "HTTPS",
+    docker_cfg: str = "",
+    ca: str = "",
+    release_channel: str = "",
+    message: str = "",
+) -> ModuleSource:
+    """Create a ModuleSource (or bring back a deleted one of that name)."""
+    source = ModuleSource.all_objects.select_for_update().filter(name=name).first()
+    if source is not None and not source.is_deleted:
+        raise ValidationError({"name": f'A source named "{name}" already exists.'})
+    if name == "deckhouse":
+        raise ValidationError({"name": 'The "deckhouse" ModuleSource is created by Deckhouse itself.'})
+    source = source or ModuleSource(name=name)
+    source.deleted_at = None
+    source.repo, source.scheme, source.docker_cfg, source.ca = repo, scheme, docker_cfg, ca
+    source.release_channel = release_channel
+    source.next_discovery_at = timezone.now()
+    _full_clean(source)
+    mark_desired_state_changed(source)
+    source.save()
+    record_change(actor=actor, action=ChangeAction.CREATE, obj=source, before=None, after=snapshot(source),
+                  message=message)
+    _after_commit_apply(source)
+    tasks.enqueue_discovery(source.pk)
+    return source
+
+
+@transaction.atomic
+def source_update(*, actor: Actor, source: ModuleSource, message: str = "", **changes: Any) -> ModuleSource:
+    """Change a source's spec. `docker_cfg=None` (or absent) keeps the stored credential; "" clears it."""
+    unknown = set(changes) - set(SOURCE_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown source fields: {sorted(unknown)}")
+    source = ModuleSource.objects.select_for_update().get(pk=source.pk)
+    _refuse_builtin(source)
+    before = snapshot(source)
+    old_secret, old_repo = source.docker_cfg, source.repo
+    for field, value in changes.items():
+        if field == "docker_cfg" and value is None:
+            continue
+        setattr(source, field, value)
+    _full_clean(source)
+    if snapshot(source) == before and source.docker_cfg == old_secret:
+        return source
+    if source.repo != old_repo:
+        source.next_discovery_at = timezone.now()
+        tasks.enqueue_discovery(source.pk)
+    mark_desired_state_changed(source)
+    source.save()
+    after = snapshot(source)
+    if source.docker_cfg != old_secret and after == before:
+        # The credential was replaced by another: the masks are equal, so say what changed without showing it.
+        after = {**after, "registry": {**after["registry"], "dockerCfg": "*** (replaced)"}}
+    record_change(actor=actor, action=ChangeAction.UPDATE, obj=source, before=before, after=after, message=message)
+    _after_commit_apply(source)
+    return source
+
+
+@transaction.atomic
+def source_delete(*, actor: Actor, source: ModuleSource, message: str = "") -> None:
+    """Delete a source that no override uses; the cluster's ModuleSource is deleted by the apply."""
+    source = ModuleSource.objects.select_for_update().get(pk=source.pk)
+    _refuse_builtin(source)
+    users = list(ModulePullOverride.objects.filter(source=source).values_list("name", flat=True)[:10])
+    if users:
+        raise ValidationError(
+            {"name": f'Source "{source.name}" is used by the overrides {", ".join(users)}: delete or move them first.'}
+        )
+    before = snapshot(source)
+    source.deleted_at = timezone.now()
+    mark_desired_state_changed(source)
+    source.save()
+    record_change(actor=actor, action=ChangeAction.DELETE, obj=source, before=before, after=None, message=message)
+    _after_commit_apply(source)
+
+
+# --- overrides -------------------------------------------------------------------------------------
+
+
+def _resolve_source(source: ModuleSource | str) -> ModuleSource:
+    if isinstance(source, ModuleSource):
+        if source.is_deleted:
+            raise ValidationError({"source": f'Source "{source.name}" was deleted.'})
+        return source
+    found = ModuleSource.objects.filter(name=source).first()
+    if found is None:
+        raise ValidationError({"source": f'There is no source named "{source}".'})
+    return found
+
+
+def check_module_offered(name: str, source: ModuleSource) -> None:
+    """Where the source's modules are known, the override must name one of them (else Deckhouse says
+    "The module not found")."""
+    known = source.known_modules
+    if known and name not in known:
+        sample = ", ".join(known[:10]) + (" …" if len(known) > 10 else "")
+        raise ValidationError(
+            {"name": f'Source "{source.name}" does not offer a module "{name}"; it offers: {sample}.'}
+        )
+
+
+@transaction.atomic
+def override_create(
+    *,
+    actor: Actor,
+    name: str,
+    source: ModuleSource | str,
+    image_tag: str,
+    scan_interval: str = DEFAULT_SCAN_INTERVAL,
+    rollback: bool = False,
+    message: str = "",
+) -> ModulePullOverride:
+    """Override module `name` with `<source repo>/<name>:<image_tag>`; a deleted override of it comes back."""
+    source = _resolve_source(source)
+    override = ModulePullOverride.all_objects.select_for_update().filter(name=name).first()
+    if override is not None and not override.is_deleted:
+        raise ValidationError({"name": f'Module "{name}" is already overridden.'})
+    override = override or ModulePullOverride(name=name)
+    override.deleted_at = None
+    override.source, override.image_tag = source, image_tag
+    override.scan_interval, override.rollback = scan_interval or DEFAULT_SCAN_INTERVAL, rollback
+    override.renew_requested_at, override.renew_force = None, False
+    _full_clean(override)
+    check_module_offered(name, source)
+    _reset_registry_view(override)
+    mark_desired_state_changed(override)
+    override.save()
+    record_change(actor=actor, action=ChangeAction.CREATE, obj=override, before=None, after=snapshot(override),
+                  message=message)
+    _after_commit_apply(override)
+    tasks.enqueue_check(override.pk)
+    return override
+
+
+def _reset_registry_view(override: ModulePullOverride) -> None:
+    """A new image reference: check it at once, forget the old one's error and backoff."""
+    override.next_check_at = timezone.now()
+    override.registry_error = ""
+    override.check_failures = 0
+
+
+@transaction.atomic
+def override_update(
+    *, actor: Actor, override: ModulePullOverride, message: str = "", **changes: Any
+) -> ModulePullOverride:
+    """Change an override's spec; nothing is written (no audit row, no apply) when nothing changes."""
+    unknown = set(changes) - set(OVERRIDE_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown override fields: {sorted(unknown)}")
+    override = ModulePullOverride.objects.select_for_update().select_related("source").get(pk=override.pk)
+    before = snapshot(override)
+    old_ref = (override.source_id, override.image_tag)
+    if "source" in changes:
+        changes["source"] = _resolve_source(changes["source"])
+    for field, value in changes.items():
+        setattr(override, field, value)
+    if not override.scan_interval:
+        override.scan_interval = DEFAULT_SCAN_INTERVAL
+    _full_clean(override)
+    after = snapshot(override)
+    if after == before:
+        return override
+    if (override.source_id, override.image_tag) != old_ref:
+        check_module_offered(override.name, override.source)
+        _reset_registry_view(override)
+        tasks.enqueue_check(override.pk)
+    elif before["scanInterval"] != after["scanInterval"]:
+        override.next_check_at = timezone.now()
+    mark_desired_state_changed(override)
+    override.save()
+    record_change(actor=actor, action=ChangeAction.UPDATE, obj=override, before=before, after=after, message=message)
+    _after_commit_apply(override)
+    return override
+
+
+@transaction.atomic
+def override_upsert(
+    *, actor: Actor, name: str, data: dict[str, Any], message: str = ""
+) -> tuple[ModulePullOverride, bool]:
+    """Create or update the override of module `name` (the CI call); returns (override, created)."""
+    existing = ModulePullOverride.objects.filter(name=name).first()
+    if existing is None:
+        if "source" not in data or "image_tag" not in data:
+            missing = {f: "This field is required." for f in ("source", "image_tag") if f not in data}
+            raise ValidationError(missing)
+        return override_create(actor=actor, name=name, message=message, **data), True
+    return override_update(actor=actor, override=existing, message=message, **data), False
+
+
+@transaction.atomic
+def override_delete(*, actor: Actor, override: ModulePullOverride, message: str = "") -> None:
+    """Give the module back: the CR is deleted by the apply; the row and its history are kept."""
+    override = ModulePullOverride.objects.select_for_update().select_related("source").get(pk=override.pk)
+    before = snapshot(override)
+    override.deleted_at = timezone.now()
+    override.next_check_at = None
+    mark_desired_state_changed(override)
+    override.save()
+    record_change(actor=actor, action=ChangeAction.DELETE, obj=override, before=before, after=None, message=message)
+    _after_commit_apply(override)
+
+
+@transaction.atomic
+def override_renew(
+    *, actor: Actor, override: ModulePullOverride, force: bool = False, message: str = ""
+) -> ModulePullOverride:
+    """Ask for a check now: the portal checks the registry at once and the CR gets a fresh `renew`
+    annotation (plus `modules.deckhouse.io/renew: "true"` when forced, to redeploy an unchanged digest)."""
+    override = ModulePullOverride.objects.select_for_update().select_related("source").get(pk=override.pk)
+    now = timezone.now()
+    before = snapshot(override)
+    override.renew_requested_at = now
+    override.renew_force = override.renew_force or force
+    override.next_check_at = now
+    mark_desired_state_changed(override)
+    override.save()
+    after = {**snapshot(override), "renew": now.isoformat(), "force": bool(force)}
+    record_change(actor=actor, action=ChangeAction.RENEW, obj=override, before=before, after=after,
+                  message=message, force=True)
+    _after_commit_apply(override)
+    tasks.enqueue_check(override.pk)
+    return override

@@ -1,0 +1,53 @@
+"""django-q2 entry points: thin functions taking primary keys, and the after-commit enqueue helpers.
+
+Tasks load the row as it is when they run (level-triggered), so a task that runs late, twice or after a
+newer one still converges on the current desired state.
+"""
+
+from django.db import transaction
+from django_q.tasks import async_task
+
+
+def _enqueue_after_commit(func: str, *args, group: str) -> None:
+    transaction.on_commit(lambda: async_task(func, *args, group=group, q_options={"task_name": None}))
+
+
+def enqueue_apply(obj) -> None:
+    """Make the cluster's custom resource match this row, after the transaction that changed it commits."""
+    from overrides.models import ModulePullOverride
+
+    func = "overrides.tasks.apply_override" if isinstance(obj, ModulePullOverride) else "overrides.tasks.apply_source"
+    _enqueue_after_commit(func, obj.pk, group="apply")
+
+
+def enqueue_check(override_pk: int) -> None:
+    """Check an override's registry digest now (renew, new tag), after commit."""
+    _enqueue_after_commit("overrides.tasks.check_override", override_pk, group="check")
+
+
+def enqueue_discovery(source_pk: int) -> None:
+    _enqueue_after_commit("overrides.tasks.discover_source", source_pk, group="discovery")
+
+
+def apply_override(pk: int) -> None:
+    from overrides import sync
+
+    sync.apply_override(pk)
+
+
+def apply_source(pk: int) -> None:
+    from overrides import sync
+
+    sync.apply_source(pk)
+
+
+def check_override(pk: int) -> None:
+    from overrides import polling
+
+    polling.check_override(pk)
+
+
+def discover_source(pk: int) -> None:
+    from overrides import polling
+
+    polling.discover_source(pk)

@@ -1,0 +1,9 @@
+"""Template context shared by every page."""
+
+from django.conf import settings
+
+
+def portal(request):
+    from overrides.cluster_state import cluster_mode
+
+    return {"cluster_mode": cluster_mode(), "portal_debug": settings.DEBUG}

@@ -1,0 +1,7 @@
+"""Shared pytest configuration: fixtures live in plugin modules under tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.core",
+    "tests.fixtures.registry",
+    "tests.fixtures.kube",
+]

@@ -1,0 +1,146 @@
+"""The service layer: one audit row per real change, none for a no-op, secrets censored, sync state set."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from overrides import services
+from overrides.audit import Actor
+from overrides.models import ModulePullOverride, ModuleSource, ObjectChange, SyncState
+from tests.fixtures.core import docker_cfg_for
+
+pytestmark = pytest.mark.django_db
+
+
+def _changes(obj):
+    return list(ObjectChange.objects.filter(object_type=obj._meta.model_name, object_id=obj.pk).order_by("id"))
+
+
+def test_create_override_writes_one_audit_row(make_override, admin_user):
+    override = make_override(name="echo", image_tag="pr333")
+    [change] = _changes(override)
+    assert change.action == "create" and change.context == "cli" and change.before is None
+    assert change.after == {"name": "echo", "source": "test", "imageTag": "pr333", "scanInterval": "15s",
+                            "rollback": False, "deleted": False}
+    assert override.sync_state == SyncState.OFF  # no cluster configured in tests
+    assert override.next_check_at is not None
+
+
+def test_update_noop_writes_nothing(make_override, actor):
+    override = make_override()
+    version = override.spec_version
+    services.override_update(actor=actor, override=override, image_tag="main", scan_interval="15s")
+    assert len(_changes(override)) == 1
+    assert ModulePullOverride.objects.get(pk=override.pk).spec_version == version
+
+
+def test_update_records_before_and_after_with_user(make_override, admin_user):
+    override = make_override()
+    web = Actor.from_request(type("R", (), {"user": admin_user, "id": None})(), context="web")
+    services.override_update(actor=web, override=override, image_tag="pr1", message="try pr1")
+    change = _changes(override)[-1]
+    assert change.action == "update" and change.user == admin_user and change.user_name == "admin"
+    assert change.before["imageTag"] == "main" and change.after["imageTag"] == "pr1"
+    assert change.message == "try pr1"
+    admin_user.delete()
+    change.refresh_from_db()
+    assert change.user is None and change.user_name == "admin"
+
+
+def test_invalid_values_rejected_with_field(make_source, actor):
+    source = make_source()
+    with pytest.raises(ValidationError) as exc:
+        services.override_create(actor=actor, name="Echo", source=source, image_tag=".bad", scan_interval="1d")
+    assert set(exc.value.message_dict) == {"name", "image_tag", "scan_interval"}
+    assert not ModulePullOverride.all_objects.exists()
+    assert not ObjectChange.objects.filter(object_type="modulepulloverride").exists()
+
+
+def test_duplicate_and_unknown_source(make_override, actor):
+    make_override(name="echo")
+    with pytest.raises(ValidationError, match="already overridden"):
+        services.override_create(actor=actor, name="echo", source="test", image_tag="x")
+    with pytest.raises(ValidationError, match='no source named "nope"'):
+        services.override_create(actor=actor, name="other", source="nope", image_tag="x")
+
+
+def test_module_must_be_offered_when_known(make_source, actor):
+    source = make_source()
+    ModuleSource.objects.filter(pk=source.pk).update(discovered_modules=["echo", "hello-world"])
+    source.refresh_from_db()
+    with pytest.raises(ValidationError, match='does not offer a module "nope"'):
+        services.override_create(actor=actor, name="nope", source=source, image_tag="x")
+    services.override_create(actor=actor, name="echo", source=source, image_tag="x")
+
+
+def test_upsert_creates_then_updates_then_noop(make_source, actor):
+    make_source()
+    data = {"source": "test", "image_tag": "pr1"}
+    _, created = services.override_upsert(actor=actor, name="echo", data=data)
+    assert created
+    override, created = services.override_upsert(actor=actor, name="echo", data={**data, "image_tag": "pr2"})
+    assert not created and override.image_tag == "pr2"
+    services.override_upsert(actor=actor, name="echo", data={**data, "image_tag": "pr2"})
+    assert [c.action for c in _changes(override)] == ["create", "update"]
+
+
+def test_delete_keeps_history_and_recreate_revives(make_override, actor):
+    override = make_override()
+    services.override_delete(actor=actor, override=override, message="done")
+    assert not ModulePullOverride.objects.filter(name="echo").exists()
+    assert ModulePullOverride.all_objects.get(name="echo").is_deleted
+    again = services.override_create(actor=actor, name="echo", source="test", image_tag="main")
+    assert again.pk == override.pk and not again.is_deleted
+    assert [c.action for c in _changes(override)] == ["create", "delete", "create"]
+
+
+def test_renew_is_always_recorded(make_override, actor):
+    override = make_override()
+    services.override_renew(actor=actor, override=override)
+    services.override_renew(actor=actor, override=override, force=True)
+    renews = [c for c in _changes(override) if c.action == "renew"]
+    assert len(renews) == 2 and renews[1].after["force"] is True
+    override.refresh_from_db()
+    assert override.renew_force and override.renew_requested_at is not None
+
+
+def test_source_secret_is_censored_in_audit(make_source, actor):
+    secret = docker_cfg_for("registry.example.com", "robot", "s3cr3t-pa55")
+    source = make_source(docker_cfg=secret)
+    services.source_update(actor=actor, source=source, docker_cfg=docker_cfg_for("registry.example.com", "r", "x"))
+    services.source_update(actor=actor, source=source, docker_cfg=None, scheme="HTTP")
+    changes = _changes(source)
+    assert [c.action for c in changes] == ["create", "update", "update"]
+    for change in changes:
+        text = str(change.before) + str(change.after)
+        assert "s3cr3t" not in text and secret not in text
+    assert changes[0].after["registry"]["dockerCfg"] == "***"
+    assert ModuleSource.objects.get(pk=source.pk).docker_cfg.startswith("eyJ")  # kept when None
+
+
+def test_builtin_source_is_read_only(actor, db):
+    deckhouse = ModuleSource.objects.create(name="deckhouse", repo="registry.deckhouse.io/deckhouse/ce/modules",
+                                            managed=False)
+    with pytest.raises(ValidationError, match="managed by Deckhouse"):
+        services.source_update(actor=actor, source=deckhouse, scheme="HTTP")
+    with pytest.raises(ValidationError, match="managed by Deckhouse"):
+        services.source_delete(actor=actor, source=deckhouse)
+    with pytest.raises(ValidationError):
+        services.source_create(actor=actor, name="deckhouse", repo="x.io/y")
+
+
+def test_source_in_use_cannot_be_deleted(make_override, actor):
+    override = make_override()
+    with pytest.raises(ValidationError, match="used by the overrides echo"):
+        services.source_delete(actor=actor, source=override.source)
+    services.override_delete(actor=actor, override=override)
+    services.source_delete(actor=actor, source=override.source)
+    assert ModuleSource.all_objects.get(pk=override.source_id).is_deleted
+
+
+def test_pending_when_cluster_on(settings, make_override, django_capture_on_commit_callbacks):
+    settings.PORTAL_CLUSTER = "on"
+    settings.PORTAL_KUBECONFIG = "/nonexistent"
+    with django_capture_on_commit_callbacks() as callbacks:
+        override = make_override()
+    assert override.sync_state == SyncState.PENDING
+    assert len(callbacks) >= 2  # apply of the source and of the override, the first check, discovery

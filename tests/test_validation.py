@@ -1,0 +1,116 @@
+"""Validation rules from the Deckhouse spec, table-driven: each accepted and rejected value."""
+
+import base64
+import json
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from overrides import validators
+from tests.fixtures.core import docker_cfg_for
+
+
+
+def _ca_pem() -> str:
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test ca")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.mark.parametrize("value", ["echo", "hello-world", "a", "m0dule-1", "x" * 64])
+def test_module_name_accepted(value):
+    validators.validate_module_name(value)
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [("", "Enter"), ("Echo", "lowercase"), ("-echo", "starting"), ("echo-", "ending"), ("ec_ho", "lowercase"),
+     ("x" * 65, "at most 64"), ("modules", "reserved"), ("ec.ho", "lowercase")],
+)
+def test_module_name_rejected(value, words):
+    with pytest.raises(ValidationError) as exc:
+        validators.validate_module_name(value)
+    assert words in exc.value.messages[0]
+
+
+@pytest.mark.parametrize("value", ["main", "pr333", "main-patch-03354", "v1.2.3", "_x", "A" * 128, "a_b.c-d"])
+def test_tag_accepted(value):
+    validators.validate_image_tag(value)
+
+
+@pytest.mark.parametrize("value", ["", ".hidden", "-x", "a/b", "a:b", "A" * 129, "tag with space"])
+def test_tag_rejected(value):
+    with pytest.raises(ValidationError):
+        validators.validate_image_tag(value)
+
+
+@pytest.mark.parametrize("value, seconds", [("15s", 15), ("1m30s", 90), ("2h", 7200), ("1s", 1), ("1h2m3s", 3723)])
+def test_scan_interval_accepted(value, seconds):
+    assert validators.parse_scan_interval(value).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("value", ["", "0s", "1d", "1.5h", "30s1m", "10ms", "15", "0h0m0s", "s", "-5s"])
+def test_scan_interval_rejected(value):
+    with pytest.raises(ValidationError) as exc:
+        validators.parse_scan_interval(value)
+    assert value in exc.value.messages[0] or "zero" in exc.value.messages[0]
+
+
+@pytest.mark.parametrize("value", ["registry.example.com/deckhouse/modules", "127.0.0.1:5000/modules", "host/a/b-c"])
+def test_repo_accepted(value):
+    validators.validate_repo(value)
+
+
+@pytest.mark.parametrize("value, words", [("https://registry.example.com/x", "without a scheme"), ("", "Enter"),
+                                          ("registry.example.com/UPPER", "lowercase"), ("a b/c", "not a valid")])
+def test_repo_rejected(value, words):
+    with pytest.raises(ValidationError) as exc:
+        validators.validate_repo(value)
+    assert words in exc.value.messages[0]
+
+
+@pytest.mark.parametrize("value, ok", [("HTTP", True), ("HTTPS", True), ("https", False), ("FTP", False)])
+def test_scheme(value, ok):
+    if ok:
+        validators.validate_scheme(value)
+    else:
+        with pytest.raises(ValidationError):
+            validators.validate_scheme(value)
+
+
+def test_docker_cfg_accepted():
+    validators.validate_docker_cfg(docker_cfg_for("registry.example.com", "u", "p"), "registry.example.com/modules")
+    validators.validate_docker_cfg("", "registry.example.com/modules")
+    userpass = base64.b64encode(json.dumps(
+        {"auths": {"registry.example.com:5000": {"username": "u", "password": "p"}}}).encode()).decode()
+    validators.validate_docker_cfg(userpass, "registry.example.com:5000/modules")
+
+
+@pytest.mark.parametrize(
+    "cfg, words",
+    [("not base64!", "not base64"),
+     (base64.b64encode(b"[]").decode(), "auths"),
+     (docker_cfg_for("other.example.com", "u", "p"), '"registry.example.com/modules" credentials not found'),
+     ],
+)
+def test_docker_cfg_rejected(cfg, words):
+    with pytest.raises(ValidationError) as exc:
+        validators.validate_docker_cfg(cfg, "registry.example.com/modules")
+    assert words in exc.value.messages[0]
+
+
+def test_ca():
+    validators.validate_ca(_ca_pem())
+    validators.validate_ca("")
+    with pytest.raises(ValidationError, match="PEM"):
+        validators.validate_ca("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----")
