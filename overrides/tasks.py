@@ -51,3 +51,10 @@ def discover_source(pk: int) -> None:
     from overrides import polling
 
     polling.discover_source(pk)
+
+
+def read_back_cluster() -> list[str]:
+    """Mirror the cluster into the portal once (status, imports, changes and deletions made in the cluster)."""
+    from overrides import readback
+
+    return readback.read_back().lines()
