@@ -1,0 +1,143 @@
+"""How the portal tells a person where an override stands: the one status badge, short digests, UTC times,
+durations, and the digest timeline (registry vs cluster) of the override page.
+
+Pure functions over model instances and plain values: no queries, so list pages stay at a constant number
+of SQL queries however many rows they show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from overrides.models import SyncState
+
+READY_MESSAGES = frozenset({"", "Ready"})
+
+
+@dataclass(frozen=True)
+class StatusBadge:
+    """`kind` picks the colour (CSS class `badge-<kind>`), `text` says it in words."""
+
+    kind: str
+    text: str
+
+
+def override_status(override) -> StatusBadge:
+    """Where an override stands, in words. The one place this is decided (dashboard, override page, fragments).
+
+    The order is the order of what a developer must act on first: a registry the portal cannot read, a
+    cluster that refused the spec, then the normal life of an image (waiting, new, up to date).
+    """
+    if override.deleted_at is not None:
+        return StatusBadge("deleted", "deleted")
+    if override.registry_error:
+        return StatusBadge("error", f"registry error: {override.registry_error}")
+    if override.sync_state == SyncState.ERROR:
+        return StatusBadge("error", f"not synced: {override.sync_message or 'the cluster refused the change'}")
+    if override.registry_checked_at is None and not override.registry_digest:
+        return StatusBadge("waiting", "waiting for first check")
+    if override.sync_state == SyncState.OFF:
+        return StatusBadge("off", "cluster sync off")
+    if override.sync_state == SyncState.PENDING:
+        return StatusBadge("pending", f"not synced: {override.sync_message or 'waiting to be applied'}")
+    if override.status_message not in READY_MESSAGES:
+        # The controller's own words ("The module not found", "Download error: ...").
+        return StatusBadge("error", f"cluster: {override.status_message}")
+    if override.registry_digest and override.registry_digest != override.status_image_digest:
+        return StatusBadge("new", "new image found, cluster not yet on it")
+    return StatusBadge("ok", "up to date")
+
+
+def short_digest(digest: str | None, length: int = 12) -> str:
+    """`sha256:0123456789abcdef…` → `0123456789ab` (the algorithm is always sha256 in practice)."""
+    if not digest:
+        return ""
+    return digest.split(":", 1)[-1][:length]
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def format_utc(value: datetime | None) -> str:
+    """`2026-11-03 12:00:05 UTC`: every time a person reads is UTC and says so."""
+    value = as_utc(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
+
+
+def format_duration(delta: timedelta | None) -> str:
+    """A duration in the CR's own form (`12s`, `1m30s`, `2h5m`); sub-second durations round to `0s`."""
+    if delta is None:
+        return ""
+    seconds = int(abs(delta.total_seconds()) + 0.5)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n) or "0s"
+    return f"-{text}" if delta.total_seconds() < 0 and text != "0s" else text
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One digest the override went through: when the portal's registry check first saw it, when the cluster
+    reported running it, and how long the cluster took (negative: the controller got there first)."""
+
+    digest: str
+    image_ref: str
+    registry_at: datetime | None
+    cluster_at: datetime | None
+
+    @property
+    def sort_time(self) -> datetime:
+        return self.registry_at or self.cluster_at  # type: ignore[return-value]
+
+    @property
+    def delay(self) -> timedelta | None:
+        if self.registry_at is None or self.cluster_at is None:
+            return None
+        return self.cluster_at - self.registry_at
+
+    @property
+    def delay_text(self) -> str:
+        delay = self.delay
+        if delay is None:
+            return ""
+        if delay < timedelta(0):
+            return f"cluster first, {format_duration(-delay)} earlier"
+        return format_duration(delay)
+
+
+def digest_timeline(registry_rows, cluster_rows, older_time: datetime | None = None) -> list[TimelineEntry]:
+    """Pair registry- and cluster-origin DigestObservations by digest, newest first.
+
+    `registry_rows` is one page of registry observations, `cluster_rows` the cluster observations in the page's
+    time window, `older_time` the time of the registry observation just older than the page. A registry
+    observation is paired with the earliest cluster observation of the same digest after the registry's
+    previous observation (the controller may report a digest shortly before the portal's own check sees it)
+    and before the registry shows that digest again (A, B, A). Cluster observations left unpaired are entries
+    of their own: a digest the portal's checks never saw (pushed and replaced between two checks).
+    """
+    registry = sorted(registry_rows, key=lambda o: (o.observed_at, o.id))
+    cluster = sorted(cluster_rows, key=lambda o: (o.observed_at, o.id))
+    used: set[int] = set()
+    entries: list[TimelineEntry] = []
+    for i, obs in enumerate(registry):
+        low = registry[i - 1].observed_at if i > 0 else older_time
+        again = next((r.observed_at for r in registry[i + 1:] if r.digest == obs.digest), None)
+        match = next(
+            (c for c in cluster
+             if c.id not in used and c.digest == obs.digest
+             and (low is None or c.observed_at > low) and (again is None or c.observed_at < again)),
+            None,
+        )
+        if match is not None:
+            used.add(match.id)
+        entries.append(TimelineEntry(obs.digest, obs.image_ref, obs.observed_at,
+                                     match.observed_at if match else None))
+    entries.extend(TimelineEntry(c.digest, c.image_ref, None, c.observed_at) for c in cluster if c.id not in used)
+    entries.sort(key=lambda e: e.sort_time, reverse=True)
+    return entries

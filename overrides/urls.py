@@ -1,0 +1,27 @@
+"""Web UI URLs (namespace "ui"), included at "/" by portal/urls.py."""
+
+from django.urls import path
+
+from overrides.views import audit, dashboard, overrides, sources
+
+app_name = "ui"
+
+urlpatterns = [
+    path("", dashboard.dashboard, name="dashboard"),
+    path("dashboard/rows/", dashboard.dashboard_rows, name="dashboard-rows"),
+    path("overrides/new/", overrides.override_create, name="override-create"),
+    path("overrides/<slug:name>/", overrides.override_detail, name="override"),
+    path("overrides/<slug:name>/live/", overrides.override_live, name="override-live"),
+    path("overrides/<slug:name>/edit/", overrides.override_edit, name="override-edit"),
+    path("overrides/<slug:name>/renew/", overrides.override_renew, name="override-renew"),
+    path("overrides/<slug:name>/delete/", overrides.override_delete, name="override-delete"),
+    path("sources/", sources.source_list, name="sources"),
+    path("sources/new/", sources.source_create, name="source-create"),
+    path("sources/<str:name>/", sources.source_detail, name="source"),
+    path("sources/<str:name>/edit/", sources.source_edit, name="source-edit"),
+    path("sources/<str:name>/delete/", sources.source_delete, name="source-delete"),
+    path("sources/<str:name>/discover/", sources.source_discover, name="source-discover"),
+    path("sources/<str:name>/modules/", sources.source_modules, name="source-modules"),
+    path("sources/<str:name>/tags/", sources.source_tags, name="source-tags"),
+    path("audit/", audit.audit_list, name="audit"),
+]

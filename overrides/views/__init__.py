@@ -1,0 +1,1 @@
+"""The web UI, one module per page family: dashboard, overrides, sources, audit."""

@@ -1,0 +1,202 @@
+"""The override page (spec, status, digest timeline, audit, the CR as YAML) and its actions."""
+
+from __future__ import annotations
+
+import yaml
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from overrides import services
+from overrides.cluster_state import cluster_enabled
+from overrides.forms import OverrideForm, apply_service_errors
+from overrides.models import DigestObservation, DigestOrigin, ModulePullOverride, ModuleSource, ObjectChange
+from overrides.presentation import digest_timeline, override_status
+
+from .access import OVERRIDE_ADD, OVERRIDE_CHANGE, OVERRIDE_DELETE, require_perm, web_actor
+from .paging import keyset_page
+
+TIMELINE_PAGE = 25
+RECENT_CHANGES = 10
+DEFAULT_MPO_VERSION = "v1alpha1"
+DELETE_EFFECT = {
+    False: "the module keeps running the developer build until a release replaces it",
+    True: "the module is rolled back to the released version at once",
+}
+
+
+def _live_override(name: str) -> ModulePullOverride:
+    """An override that can still be changed (deleted ones are history: 404 for every action)."""
+    return get_object_or_404(ModulePullOverride.objects.select_related("source"), name=name)
+
+
+def applied_manifest(override: ModulePullOverride) -> tuple[str, str]:
+    """The custom resource the portal applies for this override, as YAML, and the API version's origin.
+
+    The body comes from the cluster module's builder, the one mapping of a row to its CR; the version is the
+    one the cluster serves (discovery, cached there), or v1alpha1 (the seed's) when sync is off or the
+    cluster cannot be asked right now.
+    """
+    from overrides import cluster
+
+    version, origin = DEFAULT_MPO_VERSION, "cluster sync is off: shown as v1alpha1, the version of the seed"
+    if cluster_enabled():
+        try:
+            version, origin = cluster.mpo_version(), "the version the cluster serves"
+        except cluster.ClusterError as exc:
+            origin = f"the cluster could not be asked which version it serves ({exc}); shown as v1alpha1"
+    body = cluster.override_body(override, version)
+    return yaml.safe_dump(body, sort_keys=False, default_flow_style=False), origin
+
+
+def _timeline_context(request: HttpRequest, override: ModulePullOverride) -> dict:
+    """One page of the digest timeline: a page of registry observations (keyset) and the cluster observations
+    in its time window. At most four queries whatever the history's length."""
+    history = DigestObservation.objects.filter(override=override)
+    registry = history.filter(origin=DigestOrigin.REGISTRY)
+    page = keyset_page(registry, time_field="observed_at", size=TIMELINE_PAGE,
+                       before=request.GET.get("before"), after=request.GET.get("after"))
+    older = page.beyond_older
+    if older is None and page.older and page.items:
+        last = page.items[-1]
+        older = (registry.filter(observed_at__lte=last.observed_at)
+                 .filter(Q(observed_at__lt=last.observed_at) | Q(id__lt=last.id))
+                 .order_by("-observed_at", "-id").first())
+    newer = page.beyond_newer
+    if newer is None and page.newer and page.items:
+        first = page.items[0]
+        newer = (registry.filter(observed_at__gte=first.observed_at)
+                 .filter(Q(observed_at__gt=first.observed_at) | Q(id__gt=first.id))
+                 .order_by("observed_at", "id").first())
+    cluster = history.filter(origin=DigestOrigin.CLUSTER)
+    if older is not None:
+        cluster = cluster.filter(observed_at__gt=older.observed_at)
+    if newer is not None:
+        cluster = cluster.filter(observed_at__lt=newer.observed_at)
+    # Cluster observations are written only when the running digest changes, so a window holds few of them;
+    # the cap only bounds a pathological history.
+    cluster_rows = list(cluster.order_by("-observed_at", "-id")[: TIMELINE_PAGE * 4])
+    return {
+        "timeline": digest_timeline(page.items, cluster_rows, older.observed_at if older else None),
+        "timeline_page": page,
+    }
+
+
+def _live_context(request: HttpRequest, override: ModulePullOverride) -> dict:
+    return {"override": override, "badge": override_status(override), **_timeline_context(request, override)}
+
+
+@login_required
+def override_detail(request: HttpRequest, name: str) -> HttpResponse:
+    override = get_object_or_404(ModulePullOverride.all_objects.select_related("source"), name=name)
+    changes = list(ObjectChange.objects.filter(object_type="modulepulloverride", object_id=override.pk)
+                   .order_by("-time", "-id")[: RECENT_CHANGES + 1])
+    manifest, manifest_origin = applied_manifest(override)
+    context = _live_context(request, override)
+    context.update(
+        changes=changes[:RECENT_CHANGES],
+        more_changes=len(changes) > RECENT_CHANGES,
+        manifest=manifest,
+        manifest_origin=manifest_origin,
+        live_query=request.GET.urlencode(),
+    )
+    return render(request, "overrides/override_detail.html", context)
+
+
+@login_required
+def override_live(request: HttpRequest, name: str) -> HttpResponse:
+    """Status and the digest timeline alone, fetched by the override page every few seconds."""
+    override = get_object_or_404(ModulePullOverride.all_objects.select_related("source"), name=name)
+    response = render(request, "overrides/_override_live.html", _live_context(request, override))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _form_page(request: HttpRequest, form: OverrideForm, override: ModulePullOverride | None) -> HttpResponse:
+    """The create/edit page; the module suggestions are those of the source selected now."""
+    sources = list(ModuleSource.objects.all())
+    selected = form["source"].value() or (override.source.name if override else None)
+    source = next((s for s in sources if s.name == selected), sources[0] if sources else None)
+    return render(request, "overrides/override_form.html", {
+        "form": form, "override": override, "sources": sources,
+        "module_suggestions": source.known_modules if source else [],
+    })
+
+
+@require_perm(OVERRIDE_ADD)
+def override_create(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        form = OverrideForm(initial={"source": request.GET.get("source"), "name": request.GET.get("name"),
+                                     "scan_interval": "15s"})
+        return _form_page(request, form, None)
+    form = OverrideForm(request.POST)
+    if form.is_valid():
+        try:
+            override = services.override_create(actor=web_actor(request), name=form.cleaned_data["name"],
+                                                 **form.service_data())
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, f'Override of module "{override.name}" created.')
+            return redirect("ui:override", name=override.name)
+    return _form_page(request, form, None)
+
+
+@require_perm(OVERRIDE_CHANGE)
+def override_edit(request: HttpRequest, name: str) -> HttpResponse:
+    override = _live_override(name)
+    initial = {"source": override.source.name, "name": override.name, "image_tag": override.image_tag,
+               "scan_interval": override.scan_interval, "rollback": override.rollback}
+    if request.method != "POST":
+        return _form_page(request, OverrideForm(initial=initial, editing=True), override)
+    form = OverrideForm(request.POST, initial=initial, editing=True)
+    if form.is_valid():
+        try:
+            services.override_update(actor=web_actor(request), override=override, **form.service_data())
+        except ModulePullOverride.DoesNotExist:
+            raise Http404("This override was deleted meanwhile.") from None
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, f'Override of module "{override.name}" saved.')
+            return redirect("ui:override", name=override.name)
+    return _form_page(request, form, override)
+
+
+@require_POST
+@require_perm(OVERRIDE_CHANGE)
+def override_renew(request: HttpRequest, name: str) -> HttpResponse:
+    override = _live_override(name)
+    force = request.POST.get("force") == "1"
+    try:
+        services.override_renew(actor=web_actor(request), override=override, force=force)
+    except ModulePullOverride.DoesNotExist:
+        raise Http404("This override was deleted meanwhile.") from None
+    if force:
+        messages.success(request, "Forced renew requested: the module is redeployed even if the digest is unchanged.")
+    else:
+        messages.success(request, "Renew requested: the registry is checked now and the module redeployed if the "
+                                  "image changed.")
+    return redirect("ui:override", name=override.name)
+
+
+@require_perm(OVERRIDE_DELETE)
+def override_delete(request: HttpRequest, name: str) -> HttpResponse:
+    override = _live_override(name)
+    if request.method == "POST":
+        try:
+            services.override_delete(actor=web_actor(request), override=override)
+        except ModulePullOverride.DoesNotExist:
+            raise Http404("This override was deleted meanwhile.") from None
+        messages.success(request, f'Override of module "{override.name}" deleted: '
+                                  f"{DELETE_EFFECT[override.rollback]}.")
+        return redirect("ui:dashboard")
+    return render(request, "overrides/override_confirm_delete.html", {
+        "override": override, "effect": DELETE_EFFECT[override.rollback],
+        "cancel_url": reverse("ui:override", args=[override.name]),
+    })
