@@ -122,8 +122,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file, not memory, so that a qcluster or server process started by a test shares the test database.
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("PORTAL_TEST_DB", str(VAR_DIR / "test-portal.sqlite3"))}
+    # A file, not memory, so that a qcluster or server process started by a test shares the test database
+    # (pass it on as DATABASE_URL); one per pytest process, so parallel runs never share one.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("PORTAL_TEST_DB", str(VAR_DIR / f"test-portal-{os.getpid()}.sqlite3"))}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
