@@ -49,7 +49,8 @@ import oras.defaults
 from . import transport
 from .auth import docker_cfg_credentials, validate_docker_cfg
 from .errors import DigestLookup, DockerCfgError, ErrorKind, ModuleListing, RegistryError, TagListing
-from .transport import Target, error_codes, read_body, read_json, request, reset, status_error, target_for, timeouts
+from .failures import status_error
+from .transport import Target, error_codes, read_body, read_json, request, reset, target_for, timeouts
 
 __all__ = [
     "DigestLookup", "DockerCfgError", "ErrorKind", "ModuleListing", "RegistryError", "TagListing",

@@ -17,7 +17,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from registry import client, transport
+from registry import client, failures, transport
 from registry.auth import docker_cfg_credentials, parse_challenges, validate_docker_cfg
 from registry.client import (
     DigestLookup,
@@ -311,8 +311,8 @@ def test_results_pickle_and_compare():
     lookup = DigestLookup("r/m:t", None, error)
     again = pickle.loads(pickle.dumps(lookup))
     assert again == lookup and again.error.retry_after == error.retry_after and not again.ok
-    assert transport.retry_after("garbage") is None
-    assert transport.retry_after("Wed, 21 Oct 2015 07:28:00 GMT") >= datetime.now(UTC) - timedelta(seconds=1)
+    assert failures.retry_after("garbage") is None
+    assert failures.retry_after("Wed, 21 Oct 2015 07:28:00 GMT") >= datetime.now(UTC) - timedelta(seconds=1)
 
 
 # --- TLS -----------------------------------------------------------------------------------------------------------
