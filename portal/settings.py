@@ -53,7 +53,9 @@ SECRET_KEY = _required_key("PORTAL_SECRET_KEY", "dev-secret-key", lambda: secret
 # Fernet keys, comma separated: the first encrypts, all decrypt (rotation: prepend a new key, re-save, drop the old).
 PORTAL_ENCRYPTION_KEYS = [
     k.strip()
-    for k in _required_key("PORTAL_ENCRYPTION_KEYS", "dev-encryption-key", lambda: Fernet.generate_key().decode()).split(",")
+    for k in _required_key(
+        "PORTAL_ENCRYPTION_KEYS", "dev-encryption-key", lambda: Fernet.generate_key().decode()
+    ).split(",")
     if k.strip()
 ]
 
@@ -124,7 +126,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory, so that a qcluster or server process started by a test shares the test database
     # (pass it on as DATABASE_URL); one per pytest process, so parallel runs never share one.
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("PORTAL_TEST_DB", str(VAR_DIR / f"test-portal-{os.getpid()}.sqlite3"))}
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("PORTAL_TEST_DB", str(VAR_DIR / f"test-portal-{os.getpid()}.sqlite3"))
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -141,6 +145,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve straight from static/ as well, so tests and a fresh checkout work before collectstatic.
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
