@@ -111,7 +111,7 @@ def _new_client() -> k8s.ApiClient:
             k8s_config.load_kube_config(config_file=path, client_configuration=configuration, persist_config=False)
         else:
             k8s_config.load_incluster_config(client_configuration=configuration)
-    except (ConfigException, OSError, ValueError, TypeError) as exc:
+    except (ConfigException, Exception) as exc:  # noqa: BLE001 - a bad file fails in many ways (YAML, keys, certs)
         where = f"kubeconfig {path}" if path else "the in-cluster service account"
         raise ClusterError("config", f"Cannot load the cluster configuration from {where}: {exc}") from None
     # One retry on a failed connect only (a request never sent); reads and statuses are not retried here.
@@ -185,7 +185,9 @@ def _error_from_transport(exc: Exception) -> ClusterError:
     server = api_server() or "the configured address"
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         exc = exc.reason
-    if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3: a refusal is not a timeout.
+    timed_out = isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError))
+    if timed_out and not isinstance(exc, urllib3.exceptions.NewConnectionError):
         return ClusterError("timeout", f"Cluster at {server} did not answer within {_timeout():g} s")
     text = str(exc)
     if "refused" in text.lower():
