@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -14,7 +15,11 @@ from overrides.models import ModulePullOverride, ModuleSource
 
 PAGE_SIZES = (50, 100, 250, 500)
 DEFAULT_PAGE_SIZE = 100
-REFRESH_SECONDS = 5
+
+
+def refresh_seconds() -> int:
+    """How often open pages refresh their live parts (setting PORTAL_UI_REFRESH_SECONDS, default 5)."""
+    return max(1, int(getattr(settings, "PORTAL_UI_REFRESH_SECONDS", 5)))
 
 
 FILTER_PARAMS = ("search", "source", "sync_state", "syncState", "registry_error")
@@ -53,7 +58,7 @@ def _dashboard_context(request: HttpRequest) -> dict:
         "filtered": any(request.GET.get(p) for p in FILTER_PARAMS),
         "query": query.urlencode(),
         "full_query": request.GET.urlencode(),
-        "refresh_seconds": REFRESH_SECONDS,
+        "refresh_seconds": refresh_seconds(),
         "page_sizes": PAGE_SIZES,
         "page_size": paginator.per_page,
         "has_sources": bool(source_names),

@@ -19,6 +19,7 @@ from overrides.models import DigestObservation, DigestOrigin, ModulePullOverride
 from overrides.presentation import digest_timeline, override_status
 
 from .access import OVERRIDE_ADD, OVERRIDE_CHANGE, OVERRIDE_DELETE, require_perm, web_actor
+from .dashboard import refresh_seconds
 from .paging import keyset_page
 
 TIMELINE_PAGE = 25
@@ -104,6 +105,7 @@ def override_detail(request: HttpRequest, name: str) -> HttpResponse:
         manifest=manifest,
         manifest_origin=manifest_origin,
         live_query=request.GET.urlencode(),
+        refresh_seconds=refresh_seconds(),
     )
     return render(request, "overrides/override_detail.html", context)
 

@@ -15,7 +15,7 @@
 
   function startRefresh(region) {
     var url = region.dataset.refreshUrl;
-    var seconds = Math.max(2, parseInt(region.dataset.refreshSeconds || "5", 10));
+    var seconds = Math.max(1, parseInt(region.dataset.refreshSeconds || "5", 10));
     var note = document.querySelector("[data-refresh-note]");
     var stamp = document.querySelector("[data-refresh-time]");
     var busy = false;
