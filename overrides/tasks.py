@@ -41,16 +41,32 @@ def apply_source(pk: int) -> None:
     sync.apply_source(pk)
 
 
-def check_override(pk: int) -> None:
+def check_override(pk: int) -> str | None:
+    """Check an override that was made due now (renew, new tag, webhook). It claims the row like the dispatcher,
+    so whichever of the two comes first checks it and the other does nothing."""
     from overrides import polling
 
-    polling.check_override(pk)
+    return polling.check_override(pk, only_if_due=True)
 
 
-def discover_source(pk: int) -> None:
+def discover_source(pk: int) -> str | None:
     from overrides import polling
 
-    polling.discover_source(pk)
+    return polling.discover_source(pk, only_if_due=True)
+
+
+def run_dispatcher(successor: bool = False) -> dict:
+    """The poller's dispatcher (started by the watchdog Schedule, then by itself: see overrides.dispatcher)."""
+    from overrides import dispatcher
+
+    return dispatcher.run_dispatcher(successor=successor)
+
+
+def check_claimed(pk: int, until: str) -> str | None:
+    """One check the dispatcher claimed (its "tasks" mode, kept to compare with the in-worker pool)."""
+    from overrides import polling
+
+    return polling.check_claimed(pk, until)
 
 
 def read_back_cluster() -> list[str]:

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.core",
     "tests.fixtures.registry",
     "tests.fixtures.kube",
+    "tests.fixtures.jobs",
 ]

@@ -1,0 +1,385 @@
+"""The portal's own registry view: digest checks, module discovery, and their backoff.
+
+Every check reads `<source repo>/<module>:<tag>` with `registry.client.resolve_digest()` and writes the result as
+bookkeeping (`queryset.update()`, no audit row): `registry_digest`, `registry_checked_at`, `registry_error`,
+`check_failures`, `next_check_at`. A `DigestObservation(origin="registry")` is written the first time a digest is
+seen and each time it changes, exactly once per change: `registry_digest` moves from the old value to the new one
+in a compare-and-swap update and the observation is inserted only when that update matched, in one transaction.
+
+Scheduling is a compare-and-swap on `next_check_at` (`claim_checks()`): a claim moves it from the due time to the
+next due time (due + scanInterval, so the cadence does not drift with the check's duration), and only the worker
+whose update matched checks the row. A claim whose worker died leaves the row due again one interval later.
+`overrides.dispatcher` drives the claims; `check_override(pk)` is the same check for one row on demand.
+
+Failures back off exponentially per override (scanInterval, 2x, 4x, ... at most `BACKOFF_CAP`), honour the
+registry's `Retry-After`, and show the reason in `registry_error`; the next success clears it. `HostCircuits`
+keeps a failing registry host from taking every worker: once a host times out or refuses, its overrides wait for
+the host's retry time instead of each waiting for its own timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from overrides.models import DigestObservation, DigestOrigin, ModulePullOverride, ModuleSource
+from overrides.validators import DEFAULT_SCAN_INTERVAL, parse_scan_interval
+from registry import client as registry_client
+from registry.auth import registry_host
+from registry.errors import DigestLookup, ErrorKind, ModuleListing, RegistryError
+
+logger = logging.getLogger("overrides.polling")
+
+BACKOFF_CAP = timedelta(seconds=getattr(settings, "PORTAL_POLL_BACKOFF_CAP", 300))
+RETRY_AFTER_CAP = timedelta(hours=1)  # a registry asking for more than this is not taken literally
+DISCOVERY_INTERVAL = timedelta(minutes=3)  # what Deckhouse itself uses to refresh a source's modules
+HOST_BACKOFF_BASE = timedelta(seconds=5)
+# Failures that say the host itself is unwell (rather than this tag, repository or credential).
+HOST_FAILURES = frozenset({ErrorKind.TIMEOUT, ErrorKind.CONNECTION_REFUSED, ErrorKind.RATE_LIMITED})
+
+
+# --- scheduling arithmetic ---------------------------------------------------------------------------------
+
+
+def scan_interval_of(value: str) -> timedelta:
+    """The row's scanInterval; a value that does not parse (an odd imported CR) counts as the default."""
+    try:
+        return parse_scan_interval(value)
+    except ValidationError:
+        return parse_scan_interval(DEFAULT_SCAN_INTERVAL)
+
+
+def next_due(due: datetime, interval: timedelta, now: datetime) -> datetime:
+    """The first slot `due + k*interval` (k >= 1) after `now`: the phase of the schedule is kept, and missed slots
+    (a dispatcher outage) are skipped instead of being caught up in a burst."""
+    following = due + interval
+    if following > now:
+        return following
+    missed = (now - due) // interval
+    return due + (missed + 1) * interval
+
+
+def failure_delay(interval: timedelta, failures: int, retry_after: datetime | None, now: datetime) -> timedelta:
+    """Backoff after the `failures`-th failure in a row: interval, 2x, 4x, ... capped at `BACKOFF_CAP` (never
+    shorter than the interval), and never before the registry's `Retry-After`."""
+    delay = max(interval, min(interval * (2 ** min(max(failures - 1, 0), 20)), BACKOFF_CAP))
+    if retry_after is not None:
+        delay = max(delay, min(retry_after - now, RETRY_AFTER_CAP))
+    return delay
+
+
+# --- claims ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedCheck:
+    """An override claimed for one check: `due` is the `next_check_at` that was claimed and `until` what the claim
+    moved it to; `digest` and `failures` are the row's values at the claim."""
+
+    pk: int
+    name: str
+    image_tag: str
+    source_id: int
+    due: datetime
+    until: datetime
+    interval: timedelta
+    digest: str
+    failures: int
+
+    @property
+    def is_late(self) -> bool:
+        return self.due <= timezone.now()
+
+
+@dataclass(frozen=True)
+class ClaimedDiscovery:
+    pk: int
+    due: datetime
+    until: datetime
+
+
+_CHECK_FIELDS = ("pk", "name", "image_tag", "source_id", "next_check_at", "scan_interval", "registry_digest",
+                 "check_failures")
+
+
+def _claim_row(manager, pk: int, column: str, seen: datetime | None, until: datetime) -> bool:
+    """Compare-and-swap `column` from `seen` (the value read) to `until`: True for exactly one claimer."""
+    rows = manager.filter(pk=pk)
+    rows = rows.filter(**{f"{column}__isnull": True}) if seen is None else rows.filter(**{column: seen})
+    return rows.update(**{column: until}) == 1
+
+
+def claim_checks(*, now: datetime | None = None, horizon: timedelta = timedelta(0), limit: int = 500,
+                 exclude_hosts: set[str] | None = None) -> list[ClaimedCheck]:
+    """Claim the live overrides due by `now + horizon` (or never scheduled), earliest first, at most `limit`.
+
+    One transaction: on SQLite it holds the write lock from its start, on PostgreSQL each update re-checks its
+    WHERE after a concurrent one, so in both a row is claimed by exactly one caller per due time.
+    """
+    now = now or timezone.now()
+    due = Q(next_check_at__isnull=True) | Q(next_check_at__lte=now + horizon)
+    rows = ModulePullOverride.objects.filter(due).order_by(F("next_check_at").asc(nulls_first=True), "pk")
+    claimed: list[ClaimedCheck] = []
+    with transaction.atomic():
+        for row in rows.values(*_CHECK_FIELDS)[:limit]:
+            interval = scan_interval_of(row["scan_interval"])
+            when = row["next_check_at"] or now
+            until = next_due(when, interval, now)
+            if _claim_row(ModulePullOverride.objects, row["pk"], "next_check_at", row["next_check_at"], until):
+                claimed.append(ClaimedCheck(
+                    pk=row["pk"], name=row["name"], image_tag=row["image_tag"], source_id=row["source_id"],
+                    due=when, until=until, interval=interval, digest=row["registry_digest"],
+                    failures=row["check_failures"]))
+    return claimed
+
+
+def claim_override(pk: int, *, only_if_due: bool, now: datetime | None = None) -> ClaimedCheck | None:
+    """Claim one override for a check now. `only_if_due`: only when it is due (the dispatcher or another task may
+    have checked it since it became due: then None), else whatever its schedule says (a forced check)."""
+    now = now or timezone.now()
+    row = ModulePullOverride.objects.filter(pk=pk).values(*_CHECK_FIELDS).first()
+    if row is None:
+        return None
+    current = row["next_check_at"]
+    if only_if_due and current is not None and current > now:
+        return None
+    interval = scan_interval_of(row["scan_interval"])
+    due = current if current is not None and current <= now else now
+    until = next_due(due, interval, now)
+    if not _claim_row(ModulePullOverride.objects, pk, "next_check_at", current, until) and only_if_due:
+        return None
+    return ClaimedCheck(pk=pk, name=row["name"], image_tag=row["image_tag"], source_id=row["source_id"], due=due,
+                        until=until, interval=interval, digest=row["registry_digest"], failures=row["check_failures"])
+
+
+def claim_discoveries(*, now: datetime | None = None, limit: int = 50) -> list[ClaimedDiscovery]:
+    """Claim the live sources whose modules are due to be listed again (every `DISCOVERY_INTERVAL`)."""
+    now = now or timezone.now()
+    rows = ModuleSource.objects.filter(Q(next_discovery_at__isnull=True) | Q(next_discovery_at__lte=now))
+    claimed: list[ClaimedDiscovery] = []
+    with transaction.atomic():
+        for pk, when in rows.order_by(F("next_discovery_at").asc(nulls_first=True), "pk").values_list(
+                "pk", "next_discovery_at")[:limit]:
+            until = next_due(when or now, DISCOVERY_INTERVAL, now)
+            if _claim_row(ModuleSource.objects, pk, "next_discovery_at", when, until):
+                claimed.append(ClaimedDiscovery(pk=pk, due=when or now, until=until))
+    return claimed
+
+
+# --- checks ------------------------------------------------------------------------------------------------
+
+
+def lookup(claim: ClaimedCheck, source: ModuleSource) -> DigestLookup:
+    """The registry part of a check (no database access: safe in a worker thread)."""
+    return registry_client.resolve_digest(source, claim.name, claim.image_tag)
+
+
+def record_check(claim: ClaimedCheck, result: DigestLookup, *, at: datetime | None = None) -> str:
+    """Write a check's result; returns `first`, `changed`, `same`, `failed`, or `stale` (the override was deleted
+    or now points at another image: the result is dropped)."""
+    at = at or timezone.now()
+    live = ModulePullOverride.objects.filter(pk=claim.pk, image_tag=claim.image_tag, source_id=claim.source_id)
+    if not result.ok:
+        return _record_failure(claim, live, result.error or RegistryError(ErrorKind.REGISTRY_ERROR, "no digest"), at)
+    healthy = {"registry_checked_at": at, "registry_error": "", "check_failures": 0}
+    digest, old = result.digest, claim.digest
+    for _ in range(3):
+        if old == digest:
+            return "same" if live.update(**healthy) else "stale"
+        with transaction.atomic():
+            if live.filter(registry_digest=old).update(registry_digest=digest, **healthy):
+                DigestObservation.objects.create(
+                    override_id=claim.pk, digest=digest, previous_digest=old, image_ref=result.reference,
+                    origin=DigestOrigin.REGISTRY, observed_at=at)
+                logger.info("override %s: %s is now %s (was %s)", claim.name, result.reference, digest, old or "-")
+                return "changed" if old else "first"
+        # Someone else recorded a digest meanwhile: compare with theirs (theirs may be this very one).
+        current = live.values_list("registry_digest", flat=True).first()
+        if current is None:
+            return "stale"
+        old = current
+    return "stale"
+
+
+def _record_failure(claim: ClaimedCheck, live, error: RegistryError, at: datetime) -> str:
+    failures = claim.failures + 1
+    retry_at = at + failure_delay(claim.interval, failures, error.retry_after, at)
+    message = error.message[:2000]
+    with transaction.atomic():
+        if not live.update(registry_checked_at=at, registry_error=message, check_failures=F("check_failures") + 1):
+            return "stale"
+        if retry_at > claim.until:
+            # Only the schedule this claim set is pushed back: a renew or a new tag meanwhile wins.
+            live.filter(next_check_at=claim.until).update(next_check_at=retry_at)
+    logger.info("override %s: check failed (%s in a row, next at %s): %s", claim.name, failures,
+                retry_at.isoformat(timespec="seconds"), message)
+    return "failed"
+
+
+def defer_check(claim: ClaimedCheck, until: datetime, reason: str) -> None:
+    """Not checked because its registry host is backing off: wait for the host's retry time, say why."""
+    live = ModulePullOverride.objects.filter(pk=claim.pk, image_tag=claim.image_tag, source_id=claim.source_id)
+    live.update(registry_error=reason[:2000])
+    if until > claim.until:
+        live.filter(next_check_at=claim.until).update(next_check_at=until)
+
+
+def check_override(pk: int, *, only_if_due: bool = False) -> str | None:
+    """Check one override's digest now and record it (see `record_check` for the result words).
+
+    `only_if_due=True` is the form tasks use after a renew, a new tag or a webhook set `next_check_at` to now:
+    it claims the row like the dispatcher does, so whichever of them comes first checks it and the other does
+    nothing (None). Returns None too for a deleted or missing override.
+    """
+    claim = claim_override(pk, only_if_due=only_if_due)
+    if claim is None:
+        return None
+    source = ModuleSource.all_objects.filter(pk=claim.source_id).first()
+    if source is None:
+        return None
+    return record_check(claim, lookup(claim, source), at=None)
+
+
+def check_claimed(pk: int, until: str) -> str | None:
+    """The check of a row the dispatcher already claimed (moving `next_check_at` to `until`), run as its own
+    task; the row is read now, so the result compares with the current digest."""
+    row = ModulePullOverride.objects.filter(pk=pk).values(*_CHECK_FIELDS).first()
+    source = ModuleSource.all_objects.filter(pk=row["source_id"]).first() if row else None
+    if row is None or source is None:
+        return None
+    interval = scan_interval_of(row["scan_interval"])
+    claimed_until = datetime.fromisoformat(until)
+    claim = ClaimedCheck(pk=pk, name=row["name"], image_tag=row["image_tag"], source_id=row["source_id"],
+                         due=claimed_until - interval, until=claimed_until, interval=interval,
+                         digest=row["registry_digest"], failures=row["check_failures"])
+    return record_check(claim, lookup(claim, source))
+
+
+def request_checks(pks: list[int]) -> int:
+    """Make overrides due now (a registry push names their image) and enqueue their checks after commit; the
+    dispatcher or the task, whichever claims first, checks each once. Returns how many were live."""
+    from overrides import tasks
+
+    pks = list(ModulePullOverride.objects.filter(pk__in=pks).values_list("pk", flat=True))
+    if not pks:
+        return 0
+    ModulePullOverride.objects.filter(pk__in=pks).update(next_check_at=timezone.now())
+    for pk in pks:
+        tasks.enqueue_check(pk)
+    return len(pks)
+
+
+# --- discovery ---------------------------------------------------------------------------------------------
+
+
+def record_discovery(pk: int, listing: ModuleListing, *, at: datetime | None = None) -> str:
+    """Keep the modules a source offers; a failure keeps the last list and says why in `discovery_error`."""
+    at = at or timezone.now()
+    rows = ModuleSource.objects.filter(pk=pk)
+    if listing.ok:
+        rows.update(discovered_modules=listing.modules, discovered_at=at, discovery_error="")
+        return "ok"
+    message = listing.error.message if listing.error else "module discovery failed"
+    rows.update(discovery_error=message[:2000])
+    logger.info("source %s: module discovery failed: %s", pk, message)
+    return "failed"
+
+
+def discover_source(pk: int, *, only_if_due: bool = False) -> str | None:
+    """List a source's modules now (on demand, or as the task enqueued after a new repo). `only_if_due` skips a
+    source whose discovery is not due (the dispatcher did it meanwhile). None: deleted, missing or skipped."""
+    now = timezone.now()
+    source = ModuleSource.objects.filter(pk=pk).first()
+    if source is None:
+        return None
+    current = source.next_discovery_at
+    if only_if_due and current is not None and current > now:
+        return None
+    claimed = _claim_row(ModuleSource.objects, pk, "next_discovery_at", current, now + DISCOVERY_INTERVAL)
+    if not claimed and only_if_due:
+        return None
+    return record_discovery(pk, registry_client.discover_modules(source), at=None)
+
+
+# --- registry hosts ----------------------------------------------------------------------------------------
+
+
+def host_of(source: ModuleSource) -> str:
+    return registry_host(source.repo or "")
+
+
+def opens_circuit(error: RegistryError | None) -> bool:
+    """Does this failure say the whole registry host is unwell (so its other overrides should wait)?"""
+    if error is None:
+        return False
+    if error.kind in HOST_FAILURES:
+        return True
+    return error.kind == ErrorKind.REGISTRY_ERROR and (error.status is None or error.status >= 500)
+
+
+@dataclass
+class HostState:
+    failures: int = 0
+    open_until: datetime | None = None
+    message: str = ""
+    probing: bool = False
+
+
+@dataclass
+class HostCircuits:
+    """Per registry host: closed (checks go), open (its checks wait until `open_until`), half-open (one probe).
+
+    A host opens on a host-level failure (timeout, refused, 429, 5xx) for 5 s, 10 s, 20 s, ... at most
+    `BACKOFF_CAP`, or until its `Retry-After`; once that passes a single check probes it, and a success closes it.
+    It lives in the dispatcher that holds the lease and is handed to the next one (`dump`/`load`).
+    """
+
+    hosts: dict[str, HostState] = field(default_factory=dict)
+
+    def blocked(self, host: str, now: datetime) -> HostState | None:
+        """The host's state when its checks must wait now (open, or half-open with the probe out), else None."""
+        state = self.hosts.get(host)
+        if state is None or state.open_until is None:
+            return None
+        if state.open_until > now or state.probing:
+            return state
+        state.probing = True  # this caller's check is the probe
+        return None
+
+    def record(self, host: str, error: RegistryError | None, now: datetime) -> None:
+        state = self.hosts.setdefault(host, HostState())
+        if not opens_circuit(error):
+            if state.open_until is not None:
+                logger.info("registry host %s answers again", host)
+            self.hosts.pop(host, None)
+            return
+        state.failures += 1
+        delay = min(HOST_BACKOFF_BASE * (2 ** min(state.failures - 1, 20)), BACKOFF_CAP)
+        if error.retry_after is not None:
+            delay = max(delay, min(error.retry_after - now, RETRY_AFTER_CAP))
+        state.open_until, state.message, state.probing = now + delay, error.message, False
+        logger.warning("registry host %s failing (%s in a row): its checks wait until %s: %s", host, state.failures,
+                       state.open_until.isoformat(timespec="seconds"), error.message)
+
+    def dump(self) -> dict[str, Any]:
+        return {h: {"failures": s.failures, "open_until": s.open_until.isoformat() if s.open_until else None,
+                    "message": s.message} for h, s in self.hosts.items() if s.open_until is not None}
+
+    @classmethod
+    def load(cls, data: dict[str, Any] | None) -> HostCircuits:
+        circuits = cls()
+        for host, item in (data or {}).items():
+            try:
+                until = datetime.fromisoformat(item["open_until"]) if item.get("open_until") else None
+                circuits.hosts[host] = HostState(int(item.get("failures", 0)), until, str(item.get("message", "")))
+            except (TypeError, ValueError, KeyError, AttributeError):
+                continue
+        return circuits

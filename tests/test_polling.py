@@ -1,0 +1,239 @@
+"""Digest checks, claims, backoff and discovery against the real test registry (overrides/polling.py)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from overrides import polling, services, tasks
+from overrides.models import DigestObservation, ModulePullOverride, ModuleSource
+from registry.errors import ErrorKind, RegistryError
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def pushed(registry, make_source):
+    """A source on the test registry and a helper pushing `<module>:<tag>` there (returns the digest)."""
+    repo = f"{registry.host}/{registry.unique('p')}/modules"
+    source = make_source(name=registry.unique("src"), repo=repo, scheme="HTTP")
+
+    def push(module: str, tag: str, content: str) -> str:
+        return registry.push(module, tag, content, repo=repo)
+
+    push.source = source
+    push.repo = repo
+    return push
+
+
+def _override(pushed, actor, name="echo", tag="main", **kw):
+    return services.override_create(actor=actor, name=name, source=pushed.source, image_tag=tag, **kw)
+
+
+def _observations(override):
+    return list(DigestObservation.objects.filter(override=override).order_by("id"))
+
+
+def _row(override):
+    return ModulePullOverride.objects.get(pk=override.pk)
+
+
+# --- scheduling arithmetic -----------------------------------------------------------------------------------------
+
+
+def test_next_due_keeps_the_phase_and_skips_missed_slots():
+    due = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    step = timedelta(seconds=15)
+    assert polling.next_due(due, step, due + timedelta(seconds=1)) == due + step
+    # An outage of a minute: the next slot on the same phase after now, not a burst of the missed ones.
+    assert polling.next_due(due, step, due + timedelta(seconds=61)) == due + timedelta(seconds=75)
+    assert polling.next_due(due, step, due + timedelta(seconds=60)) == due + timedelta(seconds=75)
+
+
+def test_failure_delay_doubles_caps_and_honours_retry_after():
+    now = timezone.now()
+    step = timedelta(seconds=15)
+    assert [polling.failure_delay(step, n, None, now).total_seconds() for n in (1, 2, 3, 4, 5, 6, 12)] == [
+        15, 30, 60, 120, 240, 300, 300]
+    assert polling.failure_delay(step, 1, now + timedelta(seconds=120), now) == timedelta(seconds=120)
+    assert polling.failure_delay(timedelta(hours=2), 3, None, now) == timedelta(hours=2)  # never below interval
+
+
+# --- digests ------------------------------------------------------------------------------------------------------
+
+
+def test_first_digest_and_each_change_are_recorded_once(pushed, actor):
+    first = pushed("echo", "main", "v1")
+    override = _override(pushed, actor)
+    assert polling.check_override(override.pk) == "first"
+    row = _row(override)
+    assert row.registry_digest == first and row.registry_error == "" and row.registry_checked_at is not None
+    assert polling.check_override(override.pk) == "same"
+    [seen] = _observations(override)
+    assert (seen.digest, seen.previous_digest, seen.origin) == (first, "", "registry")
+    assert seen.image_ref == f"{pushed.repo}/echo:main"
+
+    second = pushed("echo", "main", "v2")
+    assert polling.check_override(override.pk) == "changed"
+    assert polling.check_override(override.pk) == "same"
+    observations = _observations(override)
+    assert [(o.digest, o.previous_digest) for o in observations] == [(first, ""), (second, first)]
+
+
+def test_two_checks_of_one_change_record_it_once(pushed, actor):
+    """Two workers that both saw the old digest and both read the new one: the compare-and-swap lets one in."""
+    pushed("echo", "main", "v1")
+    override = _override(pushed, actor)
+    polling.check_override(override.pk)
+    pushed("echo", "main", "v2")
+    source = ModuleSource.objects.get(pk=pushed.source.pk)
+    claims = [polling.claim_override(override.pk, only_if_due=False) for _ in range(2)]
+    results = [polling.lookup(c, source) for c in claims]
+    outcomes = sorted(polling.record_check(c, r) for c, r in zip(claims, results, strict=True))
+    assert outcomes == ["changed", "same"]
+    assert len(_observations(override)) == 2
+
+
+def test_result_for_a_replaced_tag_is_dropped(pushed, actor):
+    pushed("echo", "main", "v1")
+    override = _override(pushed, actor)
+    claim = polling.claim_override(override.pk, only_if_due=False)
+    result = polling.lookup(claim, pushed.source)
+    services.override_update(actor=actor, override=override, image_tag="other")
+    assert polling.record_check(claim, result) == "stale"
+    assert _row(override).registry_digest == "" and not _observations(override)
+
+
+# --- claims -------------------------------------------------------------------------------------------------------
+
+
+def test_a_due_override_is_claimed_once_and_moved_one_interval_from_its_due_time(pushed, actor):
+    override = _override(pushed, actor, scan_interval="20s")
+    due = timezone.now() - timedelta(seconds=3)
+    ModulePullOverride.objects.filter(pk=override.pk).update(next_check_at=due)
+    [claim] = [c for c in polling.claim_checks() if c.pk == override.pk]
+    assert claim.due == due and claim.until == due + timedelta(seconds=20)
+    assert _row(override).next_check_at == due + timedelta(seconds=20)
+    assert not [c for c in polling.claim_checks() if c.pk == override.pk]
+    assert polling.claim_override(override.pk, only_if_due=True) is None
+
+
+def test_horizon_claims_checks_due_soon(pushed, actor):
+    override = _override(pushed, actor)
+    soon = timezone.now() + timedelta(milliseconds=600)
+    ModulePullOverride.objects.filter(pk=override.pk).update(next_check_at=soon)
+    assert not polling.claim_checks(horizon=timedelta(0))
+    assert [c.due for c in polling.claim_checks(horizon=timedelta(seconds=1))] == [soon]
+
+
+def test_deleted_overrides_are_not_claimed(pushed, actor):
+    override = _override(pushed, actor)
+    services.override_delete(actor=actor, override=override)
+    ModulePullOverride.all_objects.filter(pk=override.pk).update(next_check_at=timezone.now())
+    assert not polling.claim_checks()
+    assert polling.check_override(override.pk) is None
+
+
+def test_renew_makes_the_task_check_at_once_and_only_once(pushed, actor):
+    pushed("echo", "main", "v1")
+    override = _override(pushed, actor, scan_interval="1h")
+    assert tasks.check_override(override.pk) == "first"  # created: due at once
+    assert tasks.check_override(override.pk) is None  # not due again for an hour
+    services.override_renew(actor=actor, override=override)
+    assert tasks.check_override(override.pk) == "same"
+    assert tasks.check_override(override.pk) is None
+    assert _row(override).next_check_at > timezone.now() + timedelta(minutes=59)
+
+
+def test_request_checks_makes_overrides_due(pushed, actor):
+    override = _override(pushed, actor, scan_interval="1h")
+    polling.check_override(override.pk)
+    assert polling.request_checks([override.pk, 999999]) == 1
+    assert _row(override).next_check_at <= timezone.now()
+
+
+# --- failures -----------------------------------------------------------------------------------------------------
+
+
+def test_failures_back_off_and_a_success_clears_them(pushed, actor):
+    pushed("echo", "main", "v0")
+    override = _override(pushed, actor, tag="not-yet", scan_interval="10s")
+    assert polling.check_override(override.pk) == "failed"
+    row = _row(override)
+    assert row.check_failures == 1 and 'no tag "not-yet"' in row.registry_error
+    first_retry = row.next_check_at - row.registry_checked_at
+    assert timedelta(seconds=9) <= first_retry <= timedelta(seconds=11)
+    assert polling.check_override(override.pk) == "failed"
+    row = _row(override)
+    assert row.check_failures == 2
+    assert row.next_check_at - row.registry_checked_at >= timedelta(seconds=19)
+
+    digest = pushed("echo", "not-yet", "now")
+    assert polling.check_override(override.pk) == "first"
+    row = _row(override)
+    assert (row.check_failures, row.registry_error, row.registry_digest) == (0, "", digest)
+
+
+def test_retry_after_is_honoured(fault_proxy, make_source, actor, registry):
+    module = registry.unique("ra")
+    registry.push(module, "main", "x")
+    source = make_source(name=registry.unique("src"), repo=fault_proxy.repo, scheme="HTTP")
+    override = services.override_create(actor=actor, name=module, source=source, image_tag="main")
+    fault_proxy.set_fault(429, retry_after="120")
+    assert polling.check_override(override.pk) == "failed"
+    row = _row(override)
+    assert row.next_check_at - row.registry_checked_at >= timedelta(seconds=119)
+    assert row.registry_error
+    fault_proxy.clear()
+    assert polling.check_override(override.pk) == "first"
+    assert _row(override).registry_error == ""
+
+
+# --- discovery ----------------------------------------------------------------------------------------------------
+
+
+def test_discovery_lists_modules_and_keeps_the_last_list_on_failure(registry_factory, make_source):
+    private = registry_factory()
+    for name in ("alpha", "beta"):
+        private.publish_module(name)
+    source = make_source(name="private", repo=private.repo, scheme="HTTP")
+    assert polling.discover_source(source.pk) == "ok"
+    source.refresh_from_db()
+    assert source.discovered_modules == ["alpha", "beta"] and source.discovery_error == ""
+    assert source.next_discovery_at > timezone.now() + timedelta(minutes=2)
+    with private.down():
+        assert polling.discover_source(source.pk) == "failed"
+        source.refresh_from_db()
+        assert source.discovered_modules == ["alpha", "beta"]
+        assert private.host in source.discovery_error
+    assert polling.discover_source(source.pk, only_if_due=True) is None  # claimed for three minutes
+
+
+# --- registry hosts -----------------------------------------------------------------------------------------------
+
+
+def test_host_circuit_opens_on_host_failures_only_and_probes_once():
+    circuits = polling.HostCircuits()
+    now = timezone.now()
+    circuits.record("a:5000", RegistryError(ErrorKind.TAG_NOT_FOUND, "no tag", status=404), now)
+    assert circuits.blocked("a:5000", now) is None  # the host answered
+    circuits.record("a:5000", RegistryError(ErrorKind.TIMEOUT, "no answer"), now)
+    assert circuits.blocked("a:5000", now + timedelta(seconds=1)).message == "no answer"
+    assert circuits.blocked("b:5000", now) is None  # other hosts go on
+    later = now + timedelta(seconds=6)
+    assert circuits.blocked("a:5000", later) is None  # the probe
+    assert circuits.blocked("a:5000", later) is not None  # everyone else waits for it
+    circuits.record("a:5000", RegistryError(ErrorKind.CONNECTION_REFUSED, "refused"), later)
+    assert circuits.hosts["a:5000"].open_until == later + timedelta(seconds=10)
+    restored = polling.HostCircuits.load(circuits.dump())
+    assert restored.blocked("a:5000", later) is not None
+    circuits.record("a:5000", None, later + timedelta(seconds=11))
+    assert circuits.blocked("a:5000", later + timedelta(seconds=11)) is None
+
+
+def test_retry_after_opens_the_host_until_then():
+    circuits = polling.HostCircuits()
+    now = timezone.now()
+    circuits.record("hub", RegistryError(ErrorKind.RATE_LIMITED, "slow down", 429, now + timedelta(minutes=2)), now)
+    assert circuits.blocked("hub", now + timedelta(seconds=119)) is not None
+    assert circuits.blocked("hub", now + timedelta(seconds=121)) is None

@@ -1,0 +1,180 @@
+"""The dispatcher driven in-process with 1-2 s scan intervals against the real test registry.
+
+Assertions are about behaviour (how many checks happened in a window, that none was doubled, what was recorded);
+lateness figures belong to bench/poller.py.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from overrides import polling, services
+from overrides.models import DigestObservation, ModulePullOverride, ModuleSource
+from overrides.schedules import DispatcherLease, ensure_schedules
+from tests.fixtures.jobs import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def fast_registry_timeouts(settings):
+    settings.REGISTRY_CONNECT_TIMEOUT = 0.5
+    settings.REGISTRY_READ_TIMEOUT = 1.0
+
+
+def _source(actor, repo, name="src"):
+    return services.source_create(actor=actor, name=name, repo=repo, scheme="HTTP")
+
+
+def _overrides(actor, source, names, interval="1s", tag="main", start_in=0.3):
+    made = [services.override_create(actor=actor, name=n, source=source, image_tag=tag, scan_interval=interval)
+            for n in names]
+    # A common, known first due time, so the number of due slots in the window is exact.
+    first = timezone.now() + timedelta(seconds=start_in)
+    ModulePullOverride.objects.filter(pk__in=[o.pk for o in made]).update(next_check_at=first)
+    return made
+
+
+def _proxied_source(actor, counting_proxy, registry, modules, tag="main"):
+    for module in modules:
+        registry.push(module, tag, f"{module} v1")
+    return _source(actor, counting_proxy.repo, name=registry.unique("src"))
+
+
+def test_cadence_one_check_per_interval(start_dispatcher, counting_proxy, registry, actor):
+    modules = [registry.unique("cad") for _ in range(5)]
+    source = _proxied_source(actor, counting_proxy, registry, modules)
+    made = _overrides(actor, source, modules, interval="1s")
+    # Due at 0.3, 1.3, 2.3, 3.3 s; claiming stops at 3.6 s and claims 1 s ahead, so 4.3 s is checked too.
+    report = start_dispatcher(max_run=3.6).join()
+    for override, module in zip(made, modules, strict=True):
+        assert report.per_override[override.pk] == 5
+        assert counting_proxy.count(f"/{module}/manifests/main") == 5
+        gaps = [b - a for a, b in zip(counting_proxy.times(f"/{module}/manifests/main"),
+                                      counting_proxy.times(f"/{module}/manifests/main")[1:], strict=False)]
+        assert all(0.5 < gap < 1.5 for gap in gaps), gaps  # checks keep to the interval, none doubled
+    assert DigestObservation.objects.filter(override__in=made).count() == 5  # the first digest, once each
+
+
+def test_two_dispatchers_never_check_an_override_twice(start_dispatcher, counting_proxy, registry, actor):
+    modules = [registry.unique("dup") for _ in range(20)]
+    source = _proxied_source(actor, counting_proxy, registry, modules)
+    made = _overrides(actor, source, modules, interval="1s")
+    # No lease: both claim concurrently; only the compare-and-swap keeps them apart.
+    first, second = start_dispatcher(max_run=3.6, tick=0.05), start_dispatcher(max_run=3.6, tick=0.05)
+    reports = [first.join(), second.join()]
+    for override, module in zip(made, modules, strict=True):
+        assert sum(r.per_override[override.pk] for r in reports) == 5
+        assert counting_proxy.count(f"/{module}/manifests/main") == 5
+    assert DigestObservation.objects.filter(override__in=made).count() == 20
+
+
+def test_the_lease_keeps_one_dispatcher_and_hands_over_to_a_successor(start_dispatcher, counting_proxy, registry,
+                                                                      actor):
+    ensure_schedules()
+    modules = [registry.unique("lease") for _ in range(3)]
+    source = _proxied_source(actor, counting_proxy, registry, modules)
+    made = _overrides(actor, source, modules, interval="1s")
+    holder = start_dispatcher(lease=DispatcherLease(), max_run=8)
+    wait_for(lambda: DispatcherLease().holder() == holder.dispatcher.lease.token, what="the first holder")
+    # The watchdog's run finds a live holder and leaves at once.
+    assert start_dispatcher(lease=DispatcherLease(), successor=False).join().ended == "not needed"
+    # A chained successor takes over; the first one stops claiming and finishes what it claimed.
+    wait_for(lambda: sum(ModulePullOverride.objects.filter(registry_checked_at__isnull=False).values_list(
+        "check_failures", flat=True)) == 0 and ModulePullOverride.objects.filter(registry_digest="").count() == 0,
+        what="first checks")
+    successor = start_dispatcher(lease=DispatcherLease(), successor=True, max_run=2.5)
+    first_report = holder.join()
+    assert first_report.ended == "handover"
+    second_report = successor.join()
+    assert second_report.ended == "deadline" and second_report.checks > 0
+    for override, module in zip(made, modules, strict=True):
+        times = counting_proxy.times(f"/{module}/manifests/main")
+        assert all(0.5 < b - a < 1.5 for a, b in zip(times, times[1:], strict=False)), times
+        assert first_report.per_override[override.pk] + second_report.per_override[override.pk] == len(times)
+    assert DispatcherLease().holder() == ""  # released at the deadline
+
+
+def test_a_lost_claim_is_due_again_one_interval_later(start_dispatcher, registry, actor):
+    module = registry.unique("lost")
+    registry.push(module, "main", "v1")
+    source = _source(actor, f"{registry.repo}", name=registry.unique("src"))
+    [override] = _overrides(actor, source, [module], interval="2s", start_in=0)
+    [claim] = polling.claim_checks()  # a worker claimed it and died before checking
+    assert claim.until == claim.due + timedelta(seconds=2)
+    report = start_dispatcher(max_run=2.5).join()
+    assert report.per_override[override.pk] >= 1
+    assert ModulePullOverride.objects.get(pk=override.pk).registry_digest
+
+
+def test_renew_is_checked_at_once_by_the_running_dispatcher(start_dispatcher, registry, actor):
+    module = registry.unique("renew")
+    registry.push(module, "main", "v1")
+    source = _source(actor, registry.repo, name=registry.unique("src"))
+    override = services.override_create(actor=actor, name=module, source=source, image_tag="main",
+                                        scan_interval="1h")
+    thread = start_dispatcher(max_run=4, tick=0.05)
+    wait_for(lambda: DigestObservation.objects.filter(override=override).exists(), what="first check")
+    second = registry.push(module, "main", "v2")
+    services.override_renew(actor=actor, override=override)
+    wait_for(lambda: ModulePullOverride.objects.get(pk=override.pk).registry_digest == second, timeout=3,
+             what="the renew check")
+    report = thread.join()
+    assert report.per_override[override.pk] == 2  # the first check and the renew: nothing else in an hour
+    assert DigestObservation.objects.filter(override=override).count() == 2
+
+
+def test_a_dead_registry_backs_off_without_delaying_other_registries(start_dispatcher, counting_proxy, registry,
+                                                                     hanging_server, actor, fast_registry_timeouts):
+    dead_source = _source(actor, hanging_server.repo, name="dead")
+    dead = _overrides(actor, dead_source, [f"dead-{i}" for i in range(30)])
+    healthy_modules = [registry.unique("ok") for _ in range(3)]
+    healthy = _overrides(actor, _proxied_source(actor, counting_proxy, registry, healthy_modules), healthy_modules)
+    ModulePullOverride.objects.update(next_check_at=timezone.now() + timedelta(seconds=0.3))
+    report = start_dispatcher(max_run=3.6, threads=6, host_cap=2).join()
+    for override, module in zip(healthy, healthy_modules, strict=True):
+        assert report.per_override[override.pk] == 5, "a dead registry must not delay the others"
+        assert counting_proxy.count(f"/{module}/manifests/main") == 5
+    # The dead host was tried by a handful of checks; the rest of its overrides wait for its retry time.
+    attempted = sum(report.per_override[o.pk] for o in dead)
+    assert 1 <= attempted <= 6
+    assert report.deferred >= 20
+    rows = ModulePullOverride.objects.filter(pk__in=[o.pk for o in dead])
+    assert all(hanging_server.host in row.registry_error for row in rows)
+    assert all(row.next_check_at > timezone.now() for row in rows)
+
+
+def test_registry_outage_errors_then_recovery_clears_them(start_dispatcher, registry_factory, actor):
+    private = registry_factory()
+    module = "echo"
+    private.push(module, "main", "v1")
+    source = _source(actor, private.repo, name="private")
+    [override] = _overrides(actor, source, [module], interval="1s")
+    start_dispatcher(max_run=1.0).join()
+    assert ModulePullOverride.objects.get(pk=override.pk).registry_digest
+    private.stop()
+    start_dispatcher(max_run=1.5).join()
+    row = ModulePullOverride.objects.get(pk=override.pk)
+    assert row.check_failures >= 1 and private.host in row.registry_error
+    private.start()
+    second = private.push(module, "main", "v2")
+    ModulePullOverride.objects.filter(pk=override.pk).update(next_check_at=timezone.now())  # skip the backoff
+    start_dispatcher(max_run=1.0).join()
+    row = ModulePullOverride.objects.get(pk=override.pk)
+    assert (row.check_failures, row.registry_error, row.registry_digest) == (0, "", second)
+    assert DigestObservation.objects.filter(override=override).count() == 2
+
+
+def test_discovery_runs_when_due_and_keeps_the_list_on_failure(start_dispatcher, registry_factory, actor):
+    private = registry_factory()
+    private.publish_module("alpha")
+    source = _source(actor, private.repo, name="private")  # created: discovery due at once
+    start_dispatcher(max_run=0.5).join()
+    source.refresh_from_db()
+    assert source.discovered_modules == ["alpha"] and source.discovery_error == ""
+    private.stop()
+    ModuleSource.objects.filter(pk=source.pk).update(next_discovery_at=timezone.now())
+    start_dispatcher(max_run=0.5).join()
+    source.refresh_from_db()
+    assert source.discovered_modules == ["alpha"] and private.host in source.discovery_error
