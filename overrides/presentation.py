@@ -111,18 +111,21 @@ class TimelineEntry:
         return format_duration(delay)
 
 
-def digest_timeline(registry_rows, cluster_rows, older_time: datetime | None = None) -> list[TimelineEntry]:
+def digest_timeline(registry_rows, cluster_rows, older=None, newer=None) -> list[TimelineEntry]:
     """Pair registry- and cluster-origin DigestObservations by digest, newest first.
 
     `registry_rows` is one page of registry observations, `cluster_rows` the cluster observations in the page's
-    time window, `older_time` the time of the registry observation just older than the page. A registry
-    observation is paired with the earliest cluster observation of the same digest after the registry's
-    previous observation (the controller may report a digest shortly before the portal's own check sees it)
-    and before the registry shows that digest again (A, B, A). Cluster observations left unpaired are entries
-    of their own: a digest the portal's checks never saw (pushed and replaced between two checks).
+    window (after `older`, before `newer`: the registry observations just outside the page, None at an end).
+    A registry observation is paired with the earliest cluster observation of the same digest after the
+    registry's previous observation (the controller may report a digest shortly before the portal's own check
+    sees it) and before the registry shows that digest again (A, B, A). Cluster observations left unpaired are
+    entries of their own (a digest the portal's checks never saw: pushed and replaced between two checks),
+    unless they belong to a neighbouring page: before this page's oldest registry observation, or an early
+    report of `newer`'s digest, which that page pairs.
     """
     registry = sorted(registry_rows, key=lambda o: (o.observed_at, o.id))
     cluster = sorted(cluster_rows, key=lambda o: (o.observed_at, o.id))
+    older_time = older.observed_at if older is not None else None
     used: set[int] = set()
     entries: list[TimelineEntry] = []
     for i, obs in enumerate(registry):
@@ -138,6 +141,13 @@ def digest_timeline(registry_rows, cluster_rows, older_time: datetime | None = N
             used.add(match.id)
         entries.append(TimelineEntry(obs.digest, obs.image_ref, obs.observed_at,
                                      match.observed_at if match else None))
-    entries.extend(TimelineEntry(c.digest, c.image_ref, None, c.observed_at) for c in cluster if c.id not in used)
+    oldest = registry[0].observed_at if registry and older is not None else None
+    newest = registry[-1].observed_at if registry else None
+    for c in cluster:
+        if c.id in used or (oldest is not None and c.observed_at < oldest):
+            continue
+        if newer is not None and c.digest == newer.digest and (newest is None or c.observed_at > newest):
+            continue
+        entries.append(TimelineEntry(c.digest, c.image_ref, None, c.observed_at))
     entries.sort(key=lambda e: e.sort_time, reverse=True)
     return entries

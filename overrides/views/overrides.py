@@ -83,7 +83,7 @@ def _timeline_context(request: HttpRequest, override: ModulePullOverride) -> dic
     # the cap only bounds a pathological history.
     cluster_rows = list(cluster.order_by("-observed_at", "-id")[: TIMELINE_PAGE * 4])
     return {
-        "timeline": digest_timeline(page.items, cluster_rows, older.observed_at if older else None),
+        "timeline": digest_timeline(page.items, cluster_rows, older, newer),
         "timeline_page": page,
     }
 
