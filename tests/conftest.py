@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.registry",
     "tests.fixtures.kube",
     "tests.fixtures.jobs",
+    "tests.fixtures.browser",
 ]
