@@ -139,6 +139,10 @@ class Endpoint:
             hostname=host, insecure=scheme == "http", tls_verify=verify, auth_backend="basic"
         )
         self.session: requests.Session = self.oras.session
+        # The environment (HTTP(S)_PROXY/NO_PROXY) is read once per endpoint: with trust_env requests re-reads
+        # it on every request (about a tenth of a local look-up) and would also consult ~/.netrc.
+        self.session.proxies.update(requests.utils.get_environ_proxies(f"{scheme}://{host}"))
+        self.session.trust_env = False
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -192,7 +196,10 @@ class Endpoints:
         with self._lock:
             endpoint = self._endpoints.get(key)
             if endpoint is None:
-                verify: bool | str = self.ca_files.path(ca) if (ca and scheme == "https") else True
+                # Without trust_env requests would not apply REQUESTS_CA_BUNDLE: name the bundle explicitly.
+                verify: bool | str = True
+                if scheme == "https":
+                    verify = self.ca_files.path(ca) if ca else default_ca_bundle()
                 pool_size = int(setting("REGISTRY_POOL_SIZE", DEFAULT_POOL_SIZE))
                 endpoint = self._endpoints[key] = Endpoint(scheme, host, verify, pool_size)
             return endpoint
