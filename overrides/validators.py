@@ -124,9 +124,9 @@ def validate_docker_cfg(docker_cfg: str, repo: str) -> None:
     """dockerCfg (base64 of a docker config.json) must decode and hold credentials for the repo's host."""
     if not docker_cfg:
         return
-    from registry.dockercfg import DockerCfgError, docker_cfg_credentials
+    from registry.auth import DockerCfgError, validate_docker_cfg
 
     try:
-        docker_cfg_credentials(docker_cfg, repo)
+        validate_docker_cfg(docker_cfg, repo)
     except DockerCfgError as exc:
-        raise ValidationError(str(exc), code="invalid") from None
+        raise ValidationError(exc.message, code="invalid") from None
