@@ -61,7 +61,7 @@ def queries_for(client, url: str) -> list[str]:
     return [q["sql"] for q in captured.captured_queries]
 
 
-@pytest.mark.parametrize("url", ["/", "/dashboard/rows/", "/?per_page=500", "/?page=2&source=test",
+@pytest.mark.parametrize("url", ["/", "/dashboard/rows/", "/?per_page=200", "/?page=2&source=test",
                                  "/?search=mod-00&sync_state=off"])
 def test_dashboard_queries_do_not_grow_with_overrides(admin_client, make_source, url):
     source = make_source()

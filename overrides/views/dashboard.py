@@ -13,7 +13,7 @@ from overrides.filtersets import ModulePullOverrideFilterSet
 from overrides.forms import OverrideFilterForm
 from overrides.models import ModulePullOverride, ModuleSource
 
-PAGE_SIZES = (50, 100, 250, 500)
+PAGE_SIZES = (50, 100, 200)
 DEFAULT_PAGE_SIZE = 100
 
 
@@ -51,12 +51,15 @@ def _dashboard_context(request: HttpRequest) -> dict:
     page = paginator.get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    size_query = query.copy()
+    size_query.pop("per_page", None)
     return {
         "filter_form": form,
         "page": page,
         "overrides": page.object_list,
         "filtered": any(request.GET.get(p) for p in FILTER_PARAMS),
         "query": query.urlencode(),
+        "size_query": size_query.urlencode(),
         "full_query": request.GET.urlencode(),
         "refresh_seconds": refresh_seconds(),
         "page_sizes": PAGE_SIZES,
