@@ -29,7 +29,6 @@ from django.conf import settings
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
 from overrides.cluster_state import cluster_mode
 
@@ -111,7 +110,7 @@ def _new_client() -> k8s.ApiClient:
             k8s_config.load_kube_config(config_file=path, client_configuration=configuration, persist_config=False)
         else:
             k8s_config.load_incluster_config(client_configuration=configuration)
-    except (ConfigException, Exception) as exc:  # noqa: BLE001 - a bad file fails in many ways (YAML, keys, certs)
+    except Exception as exc:  # noqa: BLE001 - a bad file fails in many ways (YAML, missing keys, certificates)
         where = f"kubeconfig {path}" if path else "the in-cluster service account"
         raise ClusterError("config", f"Cannot load the cluster configuration from {where}: {exc}") from None
     # One retry on a failed connect only (a request never sent); reads and statuses are not retried here.
@@ -129,13 +128,14 @@ def api_client() -> k8s.ApiClient:
         if _cached is not None and _cached[0] == key:
             return _cached[1]
         old = _cached[1] if _cached is not None else None
-        _cached = (key, _new_client())
+        fresh = _new_client()
+        _cached = (key, fresh)
     if old is not None:
         try:
             old.close()
         except Exception:  # noqa: BLE001 - closing a stale pool must never break the new client
             logger.debug("closing the previous cluster client failed", exc_info=True)
-    return _cached[1]
+    return fresh
 
 
 def api_server() -> str:

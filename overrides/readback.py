@@ -147,7 +147,12 @@ def _int(value: Any) -> int | None:
 
 
 def _bookkeep(model, pk: int, values: dict[str, Any]) -> None:
-    model.all_objects.filter(pk=pk).update(cluster_seen_at=timezone.now(), **values)
+    model.all_objects.filter(pk=pk).update(**values)
+
+
+def _seen(model, pks: list[int]) -> None:
+    """One write for every row whose CR was seen in this pass."""
+    model.all_objects.filter(pk__in=pks).update(cluster_seen_at=timezone.now())
 
 
 # --- sources ---------------------------------------------------------------------------------------
@@ -191,12 +196,13 @@ def _mirror_source_status(row: ModuleSource, cr: dict[str, Any], summary: ReadBa
               "status_sync_time": _time(status.get("syncTime")), "status_phase": _text(status.get("phase"), 32)}
     if any(getattr(row, k) != v for k, v in values.items()):
         summary.status_updated += 1
-    _bookkeep(ModuleSource, row.pk, values)
+        _bookkeep(ModuleSource, row.pk, values)
 
 
 def _read_sources(items: list[dict[str, Any]], started: datetime, summary: ReadBackSummary) -> None:
     crs = {_meta(cr).get("name"): cr for cr in items if _meta(cr).get("name")}
     rows = {row.name: row for row in ModuleSource.all_objects.all()}
+    seen: list[int] = []
     for name, cr in crs.items():
         row, spec, identity = rows.get(name), source_spec_from_cr(cr), _identity(cr)
         terminating = bool(_meta(cr).get("deletionTimestamp"))
@@ -217,6 +223,8 @@ def _read_sources(items: list[dict[str, Any]], started: datetime, summary: ReadB
                 _bookkeep(ModuleSource, row.pk, {"cluster_uid": identity.uid,
                                                  "cluster_resource_version": identity.resource_version})
         _mirror_source_status(row, cr, summary)
+        seen.append(row.pk)
+    _seen(ModuleSource, seen)
     for name, row in rows.items():
         if name not in crs and not row.is_deleted and _gone(row, started):
             if cluster_services.source_mark_deleted_in_cluster(source=row, expected_version=row.spec_version):
@@ -272,19 +280,23 @@ def _spec_of_row(row: ModulePullOverride) -> tuple:
 
 
 def _mirror_override_status(row: ModulePullOverride, cr: dict[str, Any], summary: ReadBackSummary) -> None:
-    """Mirror the controller's status; a changed `imageDigest` adds one cluster-origin DigestObservation."""
+    """Mirror the controller's status; a changed `imageDigest` adds one cluster-origin DigestObservation.
+
+    The row's `status_image_digest` and the observation are written in one transaction, so a digest equal to
+    the row's is already recorded; the row lock serializes concurrent read-backs (one change, one record).
+    """
     status = cr.get("status") if isinstance(cr.get("status"), dict) else {}
     values = {"status_image_digest": _text(status.get("imageDigest"), 100),
               "status_message": _text(status.get("message"), 10_000),
               "status_updated_at": _time(status.get("updatedAt")), "status_weight": _int(status.get("weight"))}
-    if any(getattr(row, k) != v for k, v in values.items()):
-        summary.status_updated += 1
+    if all(getattr(row, k) == v for k, v in values.items()):
+        return
+    summary.status_updated += 1
     digest = values["status_image_digest"]
     with transaction.atomic():
-        # The row lock serializes concurrent read-backs, so one change is recorded once.
         locked = ModulePullOverride.all_objects.select_for_update().select_related("source").get(pk=row.pk)
         _bookkeep(ModulePullOverride, row.pk, values)
-        if not digest:
+        if not digest or digest == locked.status_image_digest:
             return
         last = DigestObservation.objects.filter(override=locked, origin=DigestOrigin.CLUSTER).first()
         if last is not None and last.digest == digest:
@@ -299,6 +311,7 @@ def _read_overrides(items: list[dict[str, Any]], started: datetime, summary: Rea
     crs = {_meta(cr).get("name"): cr for cr in items if _meta(cr).get("name")}
     rows = {row.name: row for row in ModulePullOverride.all_objects.select_related("source")}
     sources = {s.name: s for s in ModuleSource.objects.all()}
+    seen: list[int] = []
     for name, cr in crs.items():
         row, spec, identity = rows.get(name), override_spec_from_cr(cr), _identity(cr)
         terminating = bool(_meta(cr).get("deletionTimestamp"))
@@ -330,6 +343,8 @@ def _read_overrides(items: list[dict[str, Any]], started: datetime, summary: Rea
                 _bookkeep(ModulePullOverride, row.pk, {"cluster_uid": identity.uid,
                                                        "cluster_resource_version": identity.resource_version})
         _mirror_override_status(row, cr, summary)
+        seen.append(row.pk)
+    _seen(ModulePullOverride, seen)
     for name, row in rows.items():
         if name not in crs and not row.is_deleted and _gone(row, started):
             if cluster_services.override_mark_deleted_in_cluster(override=row, expected_version=row.spec_version):
