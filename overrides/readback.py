@@ -59,10 +59,13 @@ class ReadBackSummary:
     skipped: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
+        """The summary in words (the import_cluster command prints these; the read-back task returns them)."""
         if not self.ok:
             return [self.error]
+
         def names(items: list[str]) -> str:
             return ", ".join(items) if items else "none"
+
         lines = [f"Cluster {self.server} (ModulePullOverride {self.mpo_version}): {self.sources_seen} "
                  f"ModuleSource(s), {self.overrides_seen} ModulePullOverride(s).",
                  f"Imported: {names(self.imported)}.",
