@@ -7,7 +7,7 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from overrides.models import ChangeAction, ChangeContext, ModuleSource, Scheme, SyncState
-from overrides.validators import DEFAULT_SCAN_INTERVAL
+from overrides.validators import DEFAULT_SCAN_INTERVAL, parse_scan_interval
 
 
 def apply_service_errors(form: forms.Form, exc: ValidationError, field_map: dict[str, str] | None = None) -> None:
@@ -64,6 +64,15 @@ class OverrideForm(forms.Form):
         if editing:
             self.fields["name"].disabled = True
             self.fields["name"].help_text = "The module cannot change: delete this override and create another."
+
+    def clean_scan_interval(self) -> str:
+        value = self.cleaned_data.get("scan_interval") or DEFAULT_SCAN_INTERVAL
+        try:
+            parse_scan_interval(value)  # the one parser; its ValidationError says what is wrong in words
+        except OverflowError:
+            raise ValidationError(f'Scan interval "{value}" is far too long: use at most a few hours, e.g. 2h.',
+                                  code="too_long") from None
+        return value
 
     def service_data(self) -> dict:
         """The cleaned values under the services' argument names."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import yaml
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -36,21 +38,38 @@ def _live_override(name: str) -> ModulePullOverride:
     return get_object_or_404(ModulePullOverride.objects.select_related("source"), name=name)
 
 
-def applied_manifest(override: ModulePullOverride) -> tuple[str, str]:
-    """The custom resource the portal applies for this override, as YAML, and the API version's origin.
+# After a failed version discovery, pages show v1alpha1 for a while instead of waiting on the cluster again.
+VERSION_RETRY_SECONDS = 30.0
+_version_failure: tuple[float, str] | None = None
 
-    The body comes from the cluster module's builder, the one mapping of a row to its CR; the version is the
-    one the cluster serves (discovery, cached there), or v1alpha1 (the seed's) when sync is off or the
-    cluster cannot be asked right now.
-    """
+
+def _served_mpo_version() -> tuple[str, str]:
+    """(version, where it comes from) for showing the CR: the cluster's served version (discovery, cached by the
+    cluster module), else v1alpha1. A page never waits on an unreachable cluster twice within 30 s."""
+    global _version_failure
     from overrides import cluster
 
-    version, origin = DEFAULT_MPO_VERSION, "cluster sync is off: shown as v1alpha1, the version of the seed"
-    if cluster_enabled():
-        try:
-            version, origin = cluster.mpo_version(), "the version the cluster serves"
-        except cluster.ClusterError as exc:
-            origin = f"the cluster could not be asked which version it serves ({exc}); shown as v1alpha1"
+    if not cluster_enabled():
+        return DEFAULT_MPO_VERSION, "cluster sync is off: shown as v1alpha1, the version of the seed"
+    failure = _version_failure
+    if failure is not None and failure[0] > time.monotonic():
+        return DEFAULT_MPO_VERSION, failure[1]
+    try:
+        version = cluster.mpo_version()
+    except cluster.ClusterError as exc:
+        note = f"the cluster could not be asked which version it serves ({exc}); shown as v1alpha1"
+        _version_failure = (time.monotonic() + VERSION_RETRY_SECONDS, note)
+        return DEFAULT_MPO_VERSION, note
+    _version_failure = None
+    return version, "the version the cluster serves"
+
+
+def applied_manifest(override: ModulePullOverride) -> tuple[str, str]:
+    """The custom resource the portal applies for this override, as YAML (from the cluster module's builder, the
+    one mapping of a row to its CR), and where its API version comes from."""
+    from overrides import cluster
+
+    version, origin = _served_mpo_version()
     body = cluster.override_body(override, version)
     return yaml.safe_dump(body, sort_keys=False, default_flow_style=False), origin
 
