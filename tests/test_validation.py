@@ -2,6 +2,7 @@
 
 import base64
 import json
+from datetime import UTC
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -10,9 +11,8 @@ from overrides import validators
 from tests.fixtures.core import docker_cfg_for
 
 
-
 def _ca_pem() -> str:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -21,7 +21,7 @@ def _ca_pem() -> str:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test ca")])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.PEM).decode()

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Create an 'admin' superuser if no superuser exists (password from PORTAL_ADMIN_PASSWORD, else printed once)."
+    help = "Create an admin superuser if none exists (password from PORTAL_ADMIN_PASSWORD, else printed once)."
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default=os.environ.get("PORTAL_ADMIN_USER", "admin"))
