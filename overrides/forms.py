@@ -25,6 +25,14 @@ def apply_service_errors(form: forms.Form, exc: ValidationError, field_map: dict
             form.add_error(target, messages)
 
 
+class PortalForm(forms.Form):
+    """Labels without Django's trailing colon (the label is above the field, in bold)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
 def _text(label: str, *, required: bool = True, datalist: str = "", help_text: str = "", **attrs) -> forms.CharField:
     widget_attrs = {"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none", **attrs}
     if datalist:
@@ -33,7 +41,7 @@ def _text(label: str, *, required: bool = True, datalist: str = "", help_text: s
                            widget=forms.TextInput(attrs=widget_attrs))
 
 
-class OverrideForm(forms.Form):
+class OverrideForm(PortalForm):
     """Create or edit a ModulePullOverride. On edit the module (the MPO's name) is fixed: another module is
     another override."""
 
@@ -85,7 +93,7 @@ class OverrideForm(forms.Form):
         }
 
 
-class SourceForm(forms.Form):
+class SourceForm(PortalForm):
     """Create or edit a ModuleSource. The credential is write-only: never rendered back; empty keeps it."""
 
     name = _text("Name", help_text="The ModuleSource name in the cluster: lowercase letters, digits, - and .")
@@ -135,7 +143,7 @@ class SourceForm(forms.Form):
         return {f: self.cleaned_data.get(f, "") for f in ("repo", "scheme", "ca", "release_channel")}
 
 
-class OverrideFilterForm(forms.Form):
+class OverrideFilterForm(PortalForm):
     """The dashboard's filter controls (GET). Rendering only: `filtersets.ModulePullOverrideFilterSet` filters,
     so the UI and the API agree; names are its parameter names."""
 
@@ -150,7 +158,7 @@ class OverrideFilterForm(forms.Form):
         self.fields["source"].choices = [("", "any"), *((n, n) for n in source_names)]
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(PortalForm):
     """The audit page's filter controls (GET); `filtersets.ObjectChangeFilterSet` filters (the API's names)."""
 
     objectType = forms.ChoiceField(label="Object type", required=False, choices=[  # noqa: N815
