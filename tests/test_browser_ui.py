@@ -24,6 +24,10 @@ def _timeline_digests(browser) -> list[str]:
     return [c.get_attribute("title") for c in cells]
 
 
+def short(digest: str) -> str:
+    return digest.split(":", 1)[1][:12]
+
+
 def _text(browser) -> str:
     return browser.find_element(By.TAG_NAME, "body").text
 
@@ -66,18 +70,24 @@ def test_developer_flow_in_a_browser(browser, browser_login, wait_until, live_se
     wait_until(browser, lambda b: "cluster sync off" in b.find_element(By.CSS_SELECTOR, ".status-line").text)
     assert browser.execute_script("return window.notReloaded === true;")
 
-    # The dashboard lists it with the registry digest.
+    # The dashboard lists it with the registry digest, and follows a new build of the tag without a reload.
     browser.find_element(By.LINK_TEXT, "Overrides").click()
-    row = wait_until(browser, lambda b: b.find_element(By.CSS_SELECTOR, f'tr[data-key="{module}"]'))
-    assert first.split(":")[1][:12] in row.text and "local" in row.text and "main" in row.text
-
-    # A new build of the same tag: the timeline grows on the open page.
-    row.find_element(By.LINK_TEXT, module).click()
-    wait_until(browser, lambda b: _timeline_digests(b) == [first])
+    row_css = f'tr[data-key="{module}"]'
+    row = wait_until(browser, lambda b: b.find_element(By.CSS_SELECTOR, row_css))
+    assert short(first) in row.text and "local" in row.text and "main" in row.text
     browser.execute_script("window.notReloaded = true;")
     second = registry.push(module, "main", b"build 2", repo=repo)
-    wait_until(browser, lambda b: _timeline_digests(b) == [second, first], timeout=20,
-               message="the second digest did not appear")
+    wait_until(browser, lambda b: short(second) in b.find_element(By.CSS_SELECTOR, row_css).text, timeout=20,
+               message="the dashboard did not show the second digest")
+    assert browser.execute_script("return window.notReloaded === true;")
+
+    # On the override page, the timeline grows while the page stays open.
+    browser.find_element(By.CSS_SELECTOR, row_css).find_element(By.LINK_TEXT, module).click()
+    wait_until(browser, lambda b: _timeline_digests(b) == [second, first])
+    browser.execute_script("window.notReloaded = true;")
+    third = registry.push(module, "main", b"build 3", repo=repo)
+    wait_until(browser, lambda b: _timeline_digests(b) == [third, second, first], timeout=20,
+               message="the third digest did not appear")
     assert browser.execute_script("return window.notReloaded === true;")
 
     # Renew.
