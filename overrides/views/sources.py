@@ -63,7 +63,6 @@ def source_detail(request: HttpRequest, name: str) -> HttpResponse:
         "source": source,
         "modules": rows,
         "overridden_count": sum(1 for r in rows if r["override_source"] == source.name or r["cluster_overridden"]),
-        "own_overrides": ModulePullOverride.objects.filter(source=source).order_by("name")[:200],
     })
 
 
