@@ -48,6 +48,9 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     if response is not None:
         if isinstance(exc, exceptions.ValidationError):
             response.data = flatten_errors(exc.detail)
+        elif response.status_code == 400 and isinstance(response.data, dict) and "detail" in response.data:
+            # A body that does not parse: the same 400 shape as any other invalid input.
+            response.data = {NON_FIELD: [str(response.data["detail"])]}
         return response
     request = context.get("request")
     request_id = str(getattr(request, "id", "") or "")

@@ -8,14 +8,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, viewsets
 
-from overrides.api.common import AUTH_ERRORS, NOT_FOUND, ApiPagination, path_name
+from overrides.api.common import AUTH_ERRORS, NOT_FOUND, VALIDATION, ApiPagination, path_name
 from overrides.api.serializers import DigestObservationSerializer, ObjectChangeSerializer
 from overrides.filtersets import DigestObservationFilterSet, ObjectChangeFilterSet
 from overrides.models import DigestObservation, ModulePullOverride, ObjectChange
 
 
 @extend_schema(summary="Digest history of an override, newest first", parameters=[path_name("override (module)")],
-               responses={200: DigestObservationSerializer(many=True), **AUTH_ERRORS, **NOT_FOUND})
+               responses={200: DigestObservationSerializer(many=True), 400: VALIDATION, **AUTH_ERRORS, **NOT_FOUND})
 class DigestHistoryView(generics.ListAPIView):
     """Digests seen for the override's image: by the portal's registry checks and reported by the cluster."""
 
@@ -34,7 +34,7 @@ class DigestHistoryView(generics.ListAPIView):
 
 @extend_schema_view(
     list=extend_schema(summary="Audit records, newest first",
-                       responses={200: ObjectChangeSerializer(many=True), **AUTH_ERRORS}),
+                       responses={200: ObjectChangeSerializer(many=True), 400: VALIDATION, **AUTH_ERRORS}),
     retrieve=extend_schema(summary="One audit record",
                            parameters=[OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH,
                                                         description="The audit record's id.")],

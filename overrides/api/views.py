@@ -13,6 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from overrides import services
@@ -65,6 +66,7 @@ class NamedObjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     lookup_value_regex = "[^/]+"
     filter_backends = [DjangoFilterBackend]
     pagination_class = ApiPagination
+    parser_classes = [JSONParser]  # pipelines send JSON; nested `registry` has no form encoding
     permission_method: str | None = None  # set per action, see TokenModelPermissions
 
     def _validated(self, serializer_class, partial: bool = False) -> dict:
@@ -79,7 +81,7 @@ class NamedObjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
 @extend_schema_view(
     list=extend_schema(summary="List overrides", responses={200: ModulePullOverrideSerializer(many=True),
-                                                             **AUTH_ERRORS}),
+                                                             400: VALIDATION, **AUTH_ERRORS}),
     retrieve=extend_schema(summary="Get an override", responses={200: ModulePullOverrideSerializer, **AUTH_ERRORS,
                                                                  **NOT_FOUND}),
 )
@@ -190,7 +192,8 @@ class ModulePullOverrideViewSet(NamedObjectViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List sources", responses={200: ModuleSourceSerializer(many=True), **AUTH_ERRORS}),
+    list=extend_schema(summary="List sources", responses={200: ModuleSourceSerializer(many=True), 400: VALIDATION,
+                                                          **AUTH_ERRORS}),
     retrieve=extend_schema(summary="Get a source", responses={200: ModuleSourceSerializer, **AUTH_ERRORS,
                                                               **NOT_FOUND}),
 )
