@@ -39,8 +39,15 @@ class TokenModelPermissions(permissions.DjangoModelPermissions):
         return user.has_perms(self.get_required_permissions(method, model))
 
 
+def _perm(model, action: str) -> str:
+    return f"{model._meta.app_label}.{action}_{model._meta.model_name}"
+
+
+def has_perm(request, model, action: str) -> bool:
+    return request.user.has_perm(_perm(model, action))
+
+
 def require_perm(request, model, action: str) -> None:
     """Refuse with 403 unless the user holds `<app>.<action>_<model>` (e.g. add, for an upsert that creates)."""
-    perm = f"{model._meta.app_label}.{action}_{model._meta.model_name}"
-    if not request.user.has_perm(perm):
-        raise exceptions.PermissionDenied(f"You need the permission {perm} for this request.")
+    if not has_perm(request, model, action):
+        raise exceptions.PermissionDenied(f"You need the permission {_perm(model, action)} for this request.")

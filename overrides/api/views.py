@@ -32,7 +32,7 @@ from overrides.api.common import (
     refusals_as_conflict,
     service_errors,
 )
-from overrides.api.permissions import require_perm
+from overrides.api.permissions import has_perm, require_perm
 from overrides.api.serializers import (
     ModulePullOverrideSerializer,
     ModulePullOverrideUpdateSerializer,
@@ -117,8 +117,9 @@ class ModulePullOverrideViewSet(NamedObjectViewSet):
         data = self._validated(ModulePullOverrideUpdateSerializer)
         _check_body_name(data, name)
         message = data.pop("changelogMessage", "")
-        if not ModulePullOverride.objects.filter(name=name).exists():
-            require_perm(request, ModulePullOverride, "add")
+        exists = ModulePullOverride.objects.filter(name=name).exists
+        if not has_perm(request, ModulePullOverride, "add") and not exists():
+            require_perm(request, ModulePullOverride, "add")  # an upsert that would create
         try:
             override, created = self._upsert(request, name, data, message)
         except IntegrityError:
