@@ -26,15 +26,17 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
 import time
-from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from overrides import polling
@@ -49,8 +51,16 @@ MAX_RUN = 45.0  # never claim longer than this (the drain that follows is bounde
 MAX_WAIT = 10.0  # a successor waits this long for the lease at most (part of MAX_RUN)
 TICK = 0.2  # seconds between claims
 HORIZON = 1.0  # claim this far ahead, so every check is in the heap before it is due
-THREADS = int(getattr(settings, "PORTAL_POLL_THREADS", 16))
-HOST_CAP = int(getattr(settings, "PORTAL_POLL_HOST_CAP", 6))
+
+
+def _tunable(name: str, default: str) -> str:
+    """A poller knob: the Django setting when portal/settings.py defines it, else the environment variable."""
+    return str(getattr(settings, name, None) or os.environ.get(name, default))
+
+
+THREADS = int(_tunable("PORTAL_POLL_THREADS", "16"))
+HOST_CAP = int(_tunable("PORTAL_POLL_HOST_CAP", "8"))  # a hung registry holds at most this many threads
+FLUSH_EVERY = 0.02  # seconds between writes of check results (one transaction each)
 READ_BACK_EVERY = timedelta(seconds=20)
 READ_BACK_STALE = timedelta(seconds=90)  # a read-back task not finished by then is presumed lost
 APPLY_EVERY = 1.0
@@ -81,21 +91,21 @@ class DispatchReport:
                 "read_backs": self.read_backs, "lateness_p99": p99}
 
 
-@dataclass(order=True)
+@dataclass
 class _Work:
+    kind: str  # "check" | "discovery"
+    claim: Any
+    host: str
     at: float  # time.time() when due
-    seq: int
-    kind: str = field(compare=False)  # "check" | "discovery"
-    claim: Any = field(compare=False)
-    host: str = field(compare=False, default="")
-
-
-def _timestamp(value: datetime) -> float:
-    return value.timestamp()
 
 
 class Dispatcher:
-    """One dispatcher run; `run()` returns its report. Tests drive it directly with short intervals."""
+    """One dispatcher run; `run()` returns its report. Tests drive it directly with short intervals.
+
+    Work moves from `_heap` (claimed, not yet due) to `_ready[host]` (due, waiting for a place within `host_cap`)
+    to the pool; pool threads only talk to the registry and put their results on `_done`, which this thread
+    writes back in one transaction per batch.
+    """
 
     def __init__(self, *, lease: DispatcherLease | None, successor: bool = False, run_for: float | None = RUN_FOR,
                  max_run: float = MAX_RUN, tick: float = TICK, horizon: float = HORIZON, threads: int = THREADS,
@@ -105,10 +115,14 @@ class Dispatcher:
         self.threads, self.host_cap, self.mode = threads, host_cap, mode
         self.report = DispatchReport()
         self.circuits = polling.HostCircuits()
-        self._heap: list[_Work] = []
+        self._heap: list[tuple[float, int, _Work]] = []
         self._seq = itertools.count()
-        self._inflight: dict[Future, _Work] = {}
-        self._per_host: Counter = Counter()
+        self._ready: dict[str, deque[_Work]] = {}
+        self._busy: Counter = Counter()
+        self._inflight = 0
+        self._done: SimpleQueue = SimpleQueue()
+        self._received: list[tuple[_Work, float, Any, datetime]] = []
+        self._flushed = 0.0
         self._sources: dict[int, ModuleSource] = {}
         self._sources_stamp: dict[int, datetime] = {}
         self._sources_loaded = 0.0
@@ -148,30 +162,34 @@ class Dispatcher:
                 if claiming and mono >= next_apply:
                     self._cluster_work()
                     next_apply = mono + APPLY_EVERY
+                self._receive()
                 self._release(pool)
-                self._collect()
-                if not claiming and not self._heap and not self._inflight:
+                self._flush(force=not claiming)
+                if not claiming and not self._heap and not self._ready and not self._inflight:
                     break
                 self._wait(next_claim if claiming else None)
         finally:
             pool.shutdown(wait=True)
-            self._collect()
+            self._receive()
+            self._flush(force=True)
             if self.lease is not None and self.report.ended in ("deadline", ""):
                 self.lease.release(self._state())
         return self.report
 
     def _wait(self, next_claim: float | None) -> None:
-        now = time.time()
-        wake = [0.05] if self._heap and self._heap[0].at <= now else []
+        """Sleep until the next due work, the next claim, a result, or the next write of results."""
+        wake = [self.tick]
         if self._heap:
-            wake.append(self._heap[0].at - now)
+            wake.append(self._heap[0][0] - time.time())
         if next_claim is not None:
             wake.append(next_claim - time.monotonic())
-        timeout = max(0.0, min(wake)) if wake else self.tick
-        if self._inflight:
-            wait(list(self._inflight), timeout=timeout, return_when=FIRST_COMPLETED)
-        elif timeout > 0:
-            time.sleep(timeout)
+        if self._received:
+            wake.append(self._flushed + FLUSH_EVERY - time.monotonic())
+        try:
+            result = self._done.get(timeout=max(0.0, min(wake)))
+        except Empty:
+            return
+        self._take(result)
 
     def _enqueue_successor(self) -> bool:
         from django_q.conf import Conf
@@ -218,13 +236,13 @@ class Dispatcher:
             source = self._source(claim.source_id)
             if source is None:
                 continue
-            heapq.heappush(self._heap, _Work(_timestamp(claim.due), next(self._seq), "check", claim,
-                                             polling.host_of(source)))
+            work = _Work("check", claim, polling.host_of(source), claim.due.timestamp())
+            heapq.heappush(self._heap, (work.at, next(self._seq), work))
         for claim in polling.claim_discoveries(now=now):
             source = self._source(claim.pk)
             if source is not None:
-                heapq.heappush(self._heap, _Work(_timestamp(claim.due), next(self._seq), "discovery", claim,
-                                                 polling.host_of(source)))
+                work = _Work("discovery", claim, polling.host_of(source), claim.due.timestamp())
+                heapq.heappush(self._heap, (work.at, next(self._seq), work))
 
     def _cluster_work(self) -> None:
         """Applies and the read-back: the cluster loops of `overrides.sync`, started from here."""
@@ -268,78 +286,99 @@ class Dispatcher:
     # --- checks ----------------------------------------------------------------------------------------------
 
     def _release(self, pool: ThreadPoolExecutor) -> None:
-        """Start the work that is due, host by host within `host_cap`; a backing-off host's checks wait."""
-        now_ts, postponed = time.time(), []
-        now = timezone.now()
-        while self._heap and self._heap[0].at <= now_ts:
-            work = heapq.heappop(self._heap)
+        """Start the work that is due, host by host within `host_cap`; a backing-off host's checks are deferred."""
+        now_ts = time.time()
+        while self._heap and self._heap[0][0] <= now_ts:
+            work = heapq.heappop(self._heap)[2]
             if self.mode == "tasks" and work.kind == "check":
-                from django_q.tasks import async_task
-
-                async_task("overrides.tasks.check_claimed", work.claim.pk, work.claim.until.isoformat(),
-                           group="check", q_options={"task_name": f"check {work.claim.name}"})
-                self.report.checks += 1
-                continue
-            blocked = self.circuits.blocked(work.host, now)
-            if blocked is not None:
-                self._defer(work, blocked)
-                continue
-            if self._per_host[work.host] >= self.host_cap:
-                postponed.append(work)
-                continue
-            source = self._sources.get(work.claim.source_id if work.kind == "check" else work.claim.pk)
-            if source is None:
-                continue
-            self._per_host[work.host] += 1
-            self._inflight[pool.submit(_perform, work, source)] = work
-        for work in postponed:
-            work.at = now_ts + 0.02
-            heapq.heappush(self._heap, work)
-
-    def _defer(self, work: _Work, state: polling.HostState) -> None:
-        until = max(state.open_until or timezone.now(), timezone.now())
-        reason = (f"Not checked: the registry host {work.host} is failing ({state.message}); its overrides wait "
-                  f"until {until:%Y-%m-%d %H:%M:%S} UTC.")
-        with transaction.atomic():
-            if work.kind == "check":
-                polling.defer_check(work.claim, until, reason)
+                self._enqueue_check(work)
             else:
-                ModuleSource.objects.filter(pk=work.claim.pk, next_discovery_at=work.claim.until).update(
-                    next_discovery_at=max(until, work.claim.until))
-        self.report.deferred += 1
+                self._ready.setdefault(work.host, deque()).append(work)
+        now = timezone.now()
+        for host in list(self._ready):
+            queue = self._ready[host]
+            while queue and self._busy[host] < self.host_cap:
+                gate = self.circuits.gate(host, now)
+                if gate == "wait":
+                    break  # held until the probe's answer
+                if gate == "open":
+                    self._defer(list(queue), self.circuits.hosts[host])
+                    queue.clear()
+                    break
+                work = queue.popleft()
+                source = self._sources.get(work.claim.source_id if work.kind == "check" else work.claim.pk)
+                if source is None:
+                    continue  # deleted meanwhile; a lost claim is due again next interval
+                self._busy[host] += 1
+                self._inflight += 1
+                pool.submit(_perform, work, source, self._done)
+            if not queue:
+                del self._ready[host]
 
-    def _collect(self) -> None:
-        done = [f for f in self._inflight if f.done()]
-        if not done:
-            return
-        with transaction.atomic():
-            for future in done:
-                work = self._inflight.pop(future)
-                self._per_host[work.host] -= 1
-                try:
-                    started, result, finished = future.result()
-                    with transaction.atomic():
-                        self._record(work, started, result, finished)
-                except Exception:
-                    logger.exception("dispatcher: recording %s %s failed", work.kind, work.claim.pk)
+    def _enqueue_check(self, work: _Work) -> None:
+        from django_q.tasks import async_task
 
-    def _record(self, work: _Work, started: float, result, finished: datetime) -> None:
-        self.circuits.record(work.host, result.error, finished)
-        if work.kind == "discovery":
-            polling.record_discovery(work.claim.pk, result, at=finished)
-            self.report.discoveries += 1
-            return
-        outcome = polling.record_check(work.claim, result, at=finished)
+        async_task("overrides.tasks.check_claimed", work.claim.pk, work.claim.until.isoformat(), group="check",
+                   q_options={"task_name": f"check {work.claim.name}"})
         self.report.checks += 1
-        self.report.per_override[work.claim.pk] += 1
-        self.report.lateness.append(started - work.at)
-        if outcome in ("first", "changed"):
-            self.report.changes += 1
-        elif outcome == "failed":
-            self.report.failures += 1
+
+    def _defer(self, works: list[_Work], state: polling.HostState) -> None:
+        now = timezone.now()
+        until = max(state.open_until or now, now)
+        with transaction.atomic():
+            for work in works:
+                reason = (f"Not checked: the registry host {work.host} is failing ({state.message}); its checks "
+                          f"wait until {until:%Y-%m-%d %H:%M:%S} UTC.")
+                if work.kind == "check":
+                    polling.defer_check(work.claim, until, reason)
+                else:
+                    ModuleSource.objects.filter(pk=work.claim.pk, next_discovery_at=work.claim.until).update(
+                        next_discovery_at=max(until, work.claim.until))
+        self.report.deferred += len(works)
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                self._take(self._done.get_nowait())
+            except Empty:
+                return
+
+    def _take(self, result: tuple[_Work, float, Any, datetime]) -> None:
+        """A result is back: its host has a free place again, and its circuit learns from it at once."""
+        work, _, lookup, finished = result
+        self._busy[work.host] -= 1
+        self._inflight -= 1
+        self.circuits.record(work.host, lookup.error, finished)
+        self._received.append(result)
+
+    def _flush(self, force: bool = False) -> None:
+        """Write the results received so far back, in one transaction every `FLUSH_EVERY` seconds at most."""
+        if not self._received or (not force and time.monotonic() - self._flushed < FLUSH_EVERY):
+            return
+        batch, self._received = self._received, []
+        self._flushed = time.monotonic()
+        checks = [(work.claim, lookup, finished) for work, _, lookup, finished in batch if work.kind == "check"]
+        try:
+            with transaction.atomic():
+                outcomes = polling.record_checks(checks)
+                for work, _, lookup, finished in batch:
+                    if work.kind == "discovery":
+                        polling.record_discovery(work.claim.pk, lookup, at=finished)
+                        self.report.discoveries += 1
+        except DatabaseError:
+            logger.exception("dispatcher: writing %s results failed; those rows are checked again next interval",
+                             len(batch))
+            return
+        for work, started, _, _ in batch:
+            if work.kind == "check":
+                self.report.per_override[work.claim.pk] += 1
+                self.report.lateness.append(started - work.at)
+        self.report.checks += len(outcomes)
+        self.report.changes += sum(1 for o in outcomes if o in ("first", "changed"))
+        self.report.failures += outcomes.count("failed")
 
 
-def _perform(work: _Work, source: ModuleSource) -> tuple[float, Any, datetime]:
+def _perform(work: _Work, source: ModuleSource, done: SimpleQueue) -> None:
     """In a pool thread: the registry request only (no database), bounded by the client's timeouts."""
     from registry import client as registry_client
 
@@ -348,12 +387,12 @@ def _perform(work: _Work, source: ModuleSource) -> tuple[float, Any, datetime]:
         result = polling.lookup(work.claim, source)
     else:
         result = registry_client.discover_modules(source)
-    return started, result, timezone.now()
+    done.put((work, started, result, timezone.now()))
 
 
 def run_dispatcher(successor: bool = False, **options: Any) -> dict[str, Any]:
     """The django-q2 task: one dispatcher run under the lease (see the module docstring)."""
-    mode = options.pop("mode", None) or getattr(settings, "PORTAL_POLL_MODE", "pool")
+    mode = options.pop("mode", None) or _tunable("PORTAL_POLL_MODE", "pool")
     report = Dispatcher(lease=DispatcherLease(), successor=successor, mode=mode, **options).run()
     logger.debug("dispatcher run ended (%s): %s", report.ended, report.summary())
     return report.summary()

@@ -14,8 +14,10 @@ in constant time. An empty secret disables the endpoint (404 saying so).
 
 An event is only a trigger: the overrides whose image `<source repo>/<name>:<tag>` it names are made due now and
 their checks enqueued (`polling.request_checks`), and the digest is then read from the registry like any other
-check; the event's digest is never trusted. Hosts are compared leniently, since a registry names itself by the
-Host header its clients used: an exact host match wins, otherwise the repository path, module and tag decide.
+check; the event's digest is never trusted. The repository path, the module (its last component) and the tag must
+match; the host is not compared, since a registry names itself by whatever Host its clients used (an internal
+name, an IP, with or without a port), and with one override per module name a wrong guess costs one extra HEAD
+while a missed match would cost a whole scan interval.
 """
 
 from __future__ import annotations
@@ -34,13 +36,11 @@ from django.views.decorators.csrf import csrf_exempt
 
 from overrides import polling
 from overrides.models import ModulePullOverride
-from registry.auth import registry_host
 
 logger = logging.getLogger("overrides.webhooks")
 
 MAX_BODY = 1024 * 1024  # distribution batches events; a body this large is not a notification
 MAX_PUSHES = 1000
-DEFAULT_PORTS = {"443", "80"}
 
 
 class WebhookError(Exception):
@@ -131,26 +131,14 @@ def parse_notification(body: bytes) -> list[PushedImage]:
                        'Harbor webhook {"type": "PUSH_ARTIFACT", "event_data": {...}}.')
 
 
-def _normal_host(host: str) -> str:
-    host = host.lower().strip()
-    name, _, port = host.rpartition(":")
-    if name and port in DEFAULT_PORTS and not name.endswith("]"):
-        host = name
-    return host
-
-
 def matching_overrides(pushes: list[PushedImage]) -> list[ModulePullOverride]:
-    """Live overrides whose image is one of the pushed ones (see the module docstring on host leniency)."""
+    """Live overrides whose image is one of the pushed ones (path, module and tag; see the module docstring)."""
     found: dict[int, ModulePullOverride] = {}
     for push in pushes:
         path_part, _, module = push.repository.rpartition("/")
-        candidates = [
-            o for o in ModulePullOverride.objects.select_related("source").filter(name=module, image_tag=push.tag)
-            if _repo_path(o.source.repo) == path_part
-        ]
-        exact = [o for o in candidates if _normal_host(registry_host(o.source.repo)) == _normal_host(push.host)]
-        for override in exact or candidates:
-            found[override.pk] = override
+        for override in ModulePullOverride.objects.select_related("source").filter(name=module, image_tag=push.tag):
+            if _repo_path(override.source.repo) == path_part:
+                found[override.pk] = override
     return list(found.values())
 
 

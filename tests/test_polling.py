@@ -216,24 +216,43 @@ def test_host_circuit_opens_on_host_failures_only_and_probes_once():
     circuits = polling.HostCircuits()
     now = timezone.now()
     circuits.record("a:5000", RegistryError(ErrorKind.TAG_NOT_FOUND, "no tag", status=404), now)
-    assert circuits.blocked("a:5000", now) is None  # the host answered
+    assert circuits.gate("a:5000", now) == "go"  # the host answered
     circuits.record("a:5000", RegistryError(ErrorKind.TIMEOUT, "no answer"), now)
-    assert circuits.blocked("a:5000", now + timedelta(seconds=1)).message == "no answer"
-    assert circuits.blocked("b:5000", now) is None  # other hosts go on
+    assert circuits.gate("a:5000", now + timedelta(seconds=1)) == "open"
+    assert circuits.hosts["a:5000"].message == "no answer"
+    assert circuits.gate("b:5000", now) == "go"  # other hosts go on
     later = now + timedelta(seconds=6)
-    assert circuits.blocked("a:5000", later) is None  # the probe
-    assert circuits.blocked("a:5000", later) is not None  # everyone else waits for it
+    assert circuits.gate("a:5000", later) == "probe"
+    assert circuits.gate("a:5000", later) == "wait"  # everyone else waits for the probe's answer
     circuits.record("a:5000", RegistryError(ErrorKind.CONNECTION_REFUSED, "refused"), later)
     assert circuits.hosts["a:5000"].open_until == later + timedelta(seconds=10)
     restored = polling.HostCircuits.load(circuits.dump())
-    assert restored.blocked("a:5000", later) is not None
+    assert restored.gate("a:5000", later) == "open"
     circuits.record("a:5000", None, later + timedelta(seconds=11))
-    assert circuits.blocked("a:5000", later + timedelta(seconds=11)) is None
+    assert circuits.gate("a:5000", later + timedelta(seconds=11)) == "go"
 
 
 def test_retry_after_opens_the_host_until_then():
     circuits = polling.HostCircuits()
     now = timezone.now()
     circuits.record("hub", RegistryError(ErrorKind.RATE_LIMITED, "slow down", 429, now + timedelta(minutes=2)), now)
-    assert circuits.blocked("hub", now + timedelta(seconds=119)) is not None
-    assert circuits.blocked("hub", now + timedelta(seconds=121)) is None
+    assert circuits.gate("hub", now + timedelta(seconds=119)) == "open"
+    assert circuits.gate("hub", now + timedelta(seconds=121)) == "probe"
+
+
+def test_contended_bulk_claim_is_redone_row_by_row(pushed, actor, monkeypatch):
+    made = [_override(pushed, actor, name=f"m{i}") for i in range(3)]
+    due = timezone.now() - timedelta(seconds=1)
+    ModulePullOverride.objects.update(next_check_at=due)
+    bulk_attempts = []
+
+    def contended(plans):
+        bulk_attempts.append(len(plans))
+        ModulePullOverride.objects.filter(pk=plans[0][0]).update(next_check_at=None)  # rolled back with the bulk
+        raise polling._Contended  # as when another claimer took a row between our read and our update
+
+    monkeypatch.setattr(polling, "_claim_rows", contended)
+    claimed = polling.claim_checks()
+    assert bulk_attempts == [3]
+    assert sorted(c.pk for c in claimed) == sorted(o.pk for o in made)
+    assert set(ModulePullOverride.objects.values_list("next_check_at", flat=True)) == {due + timedelta(seconds=15)}

@@ -178,3 +178,32 @@ def test_discovery_runs_when_due_and_keeps_the_list_on_failure(start_dispatcher,
     start_dispatcher(max_run=0.5).join()
     source.refresh_from_db()
     assert source.discovered_modules == ["alpha"] and private.host in source.discovery_error
+
+
+def test_cluster_loops_are_dispatched_only_when_sync_is_on(start_dispatcher, cluster_settings, make_source, actor):
+    from django_q.models import OrmQ
+
+    source = make_source(name="dev", repo="registry.example.com/deckhouse/modules")
+    override = services.override_create(actor=actor, name="echo", source=source, image_tag="main")
+    OrmQ.objects.all().delete()  # forget what the services enqueued: the dispatcher's sweep must find the rows
+    ModulePullOverride.objects.filter(pk=override.pk).update(next_check_at=timezone.now() + timedelta(hours=1))
+    ModuleSource.objects.filter(pk=source.pk).update(next_discovery_at=timezone.now() + timedelta(hours=1))
+    ensure_schedules()
+    start_dispatcher(lease=DispatcherLease(), max_run=0.5).join()
+    queued = sorted((q.task["func"], q.task["args"]) for q in OrmQ.objects.all())
+    assert queued == [("overrides.tasks.apply_override", (override.pk,)),
+                      ("overrides.tasks.apply_source", (source.pk,)),
+                      ("overrides.tasks.read_back_cluster", ())]
+    # The next holder gets the read-back's schedule with the lease, and the applies are claimed for a while.
+    start_dispatcher(lease=DispatcherLease(), max_run=0.5).join()
+    assert OrmQ.objects.count() == 3
+
+
+def test_cluster_loops_stay_quiet_with_sync_off(start_dispatcher, make_source, actor):
+    from django_q.models import OrmQ
+
+    source = make_source(name="dev", repo="registry.example.com/deckhouse/modules")
+    OrmQ.objects.all().delete()
+    ModuleSource.objects.filter(pk=source.pk).update(next_discovery_at=timezone.now() + timedelta(hours=1))
+    start_dispatcher(max_run=0.5).join()
+    assert not OrmQ.objects.exists()

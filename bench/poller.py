@@ -1,0 +1,339 @@
+"""Digest polling under the real qcluster: throughput, lateness, CPU, and detection latency by polling and webhook.
+
+    .venv/bin/python bench/poller.py [--sizes 100 1000 3000] [--seconds 60] [--mode pool|tasks] [--workers 4]
+
+For each size N it starts, on a fresh SQLite database in a temporary directory:
+- registry A (Debian's docker-registry) holding N modules, each with tag `main`, polled by N overrides at 15 s;
+- registry B, configured with `notifications.endpoints` pointing at the portal's webhook, holding 20 modules whose
+  overrides poll only hourly, so a change there is found through the webhook or not at all;
+- the portal's web server (gunicorn, for the webhook) and `manage.py qcluster` (the default 4 workers).
+The N overrides get first due times spread evenly over one interval; then, for `--seconds`, it records every check
+(each change of `registry_checked_at`, sampled at 10 Hz from the database), re-pushes an A tag and a B tag every
+few seconds, and measures:
+- checks/s achieved vs required (N / 15 s), and due slots missed;
+- lateness of each check: its completion time minus its due time, p50/p95/p99 (the due times are known: the
+  first one set here, then every 15 s after it); the gap between two checks of one override, p5/p95;
+- CPU seconds of the qcluster process tree (and of the registry and web server apart), from /proc;
+- detection latency: from the end of a push to the `observed_at` of the new DigestObservation, p95, by polling
+  (registry A) and by webhook (registry B).
+Goals on a 2-core machine: 1000 overrides with p99 lateness <= 1.5 s; detection p95 <= 15 s + 1.5 s by polling
+and <= 1 s by webhook. `--mode tasks` runs one django-q2 task per check instead of the in-worker pool, for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+INTERVAL = 15.0
+WEBHOOK_MODULES = 20
+SECRET = "bench-webhook-secret"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- CPU of process trees ------------------------------------------------------------------------------------------
+
+def _stat(pid: int) -> tuple[int, float, float] | None:
+    """(ppid, own cpu seconds, reaped children's cpu seconds) of a process."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK, (int(fields[13]) + int(fields[14])) / TICK
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds used so far by `root` and all its descendants (living ones, and reaped ones via the parents)."""
+    stats = {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(int(p))) is not None}
+    children = defaultdict(list)
+    for pid, (ppid, _, _) in stats.items():
+        children[ppid].append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += stats[pid][1] + stats[pid][2]
+            todo.extend(children[pid])
+    return total
+
+
+# --- the environment -----------------------------------------------------------------------------------------------
+
+def setup_django(workdir: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PORTAL_Q_SYNC", "KUBECONFIG")}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_VAR_DIR": workdir,
+        "DATABASE_URL": f"sqlite:///{workdir}/bench.sqlite3", "PORTAL_CLUSTER": "off",
+        "PORTAL_WEBHOOK_SECRET": SECRET, "PORTAL_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
+    })
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return env
+
+
+def start_process(args: list[str], env: dict[str, str], log: str) -> subprocess.Popen:
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=0.5)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer in {timeout}s")
+
+
+def push_all(registry, modules: list[str], tag: str = "main") -> dict[str, str]:
+    with ThreadPoolExecutor(8) as pool:
+        digests = pool.map(lambda m: registry.push(m, tag, f"{m} v0", media_type="docker"), modules)
+        return dict(zip(modules, digests, strict=True))
+
+
+# --- one size ------------------------------------------------------------------------------------------------------
+
+def reset_database() -> None:
+    from django_q.models import OrmQ, Task
+
+    from overrides.models import DigestObservation, ModulePullOverride, ModuleSource, ObjectChange
+    from overrides.schedules import ensure_schedules
+
+    DigestObservation.objects.all().delete()
+    ModulePullOverride.all_objects.all().delete()
+    ModuleSource.all_objects.all().delete()
+    OrmQ.objects.all().delete()
+    Task.objects.all().delete()
+    ObjectChange.objects.all().delete()
+    ensure_schedules()
+
+
+def create_overrides(source, digests: dict[str, str], interval: str) -> list[int]:
+    from overrides.models import ModulePullOverride, SyncState
+
+    far = datetime.now(UTC) + timedelta(days=1)
+    rows = [ModulePullOverride(name=m, source=source, image_tag="main", scan_interval=interval, registry_digest=d,
+                               next_check_at=far, sync_state=SyncState.OFF) for m, d in digests.items()]
+    ModulePullOverride.objects.bulk_create(rows, batch_size=500)
+    return list(ModulePullOverride.objects.filter(source=source).order_by("name").values_list("pk", flat=True))
+
+
+class Sampler(threading.Thread):
+    """Every check of the source's overrides: each new `registry_checked_at`, read at 10 Hz with plain sqlite3."""
+
+    def __init__(self, db: str, source_id: int) -> None:
+        super().__init__(daemon=True)
+        self.db, self.source_id = db, source_id
+        self.seen: set[tuple[int, str]] = set()
+        self.checks: dict[int, list[float]] = defaultdict(list)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        conn = sqlite3.connect(self.db, timeout=30)
+        since = "0"
+        while not self.stop.is_set():
+            rows = conn.execute("SELECT id, registry_checked_at FROM overrides_modulepulloverride "
+                                "WHERE source_id = ? AND registry_checked_at > ?", (self.source_id, since)).fetchall()
+            for pk, checked in rows:
+                if (pk, checked) not in self.seen:
+                    self.seen.add((pk, checked))
+                    self.checks[pk].append(datetime.fromisoformat(checked).replace(tzinfo=UTC).timestamp())
+            if rows:
+                newest = max(datetime.fromisoformat(c) for _, c in rows) - timedelta(seconds=3)
+                since = max(since, str(newest))
+            time.sleep(0.1)
+        conn.close()
+
+
+def detection_latencies(pushes: list[tuple[int, str, float]], wait: float) -> list[float]:
+    """Seconds from each push to the DigestObservation of its digest (waiting up to `wait` for the last ones)."""
+    from overrides.models import DigestObservation
+
+    deadline = time.time() + wait
+    found: dict[int, float] = {}
+    while time.time() < deadline and len(found) < len(pushes):
+        for i, (pk, digest, pushed) in enumerate(pushes):
+            if i not in found:
+                seen = DigestObservation.objects.filter(override_id=pk, digest=digest).values_list(
+                    "observed_at", flat=True).first()
+                if seen is not None:
+                    found[i] = seen.timestamp() - pushed
+        time.sleep(0.5)
+    return [found[i] for i in sorted(found)]
+
+
+def run_size(n: int, seconds: float, args, env, workdir, reg_a, reg_b, digests_a, digests_b) -> dict:
+    from django_q.tasks import async_task
+
+    from overrides.models import ModulePullOverride, ModuleSource, SyncState
+    from overrides.schedules import DISPATCHER_TASK
+
+    reset_database()
+    far = datetime.now(UTC) + timedelta(days=1)
+    source_a = ModuleSource.objects.create(name="bench-a", repo=reg_a.repo, scheme="HTTP", sync_state=SyncState.OFF,
+                                           next_discovery_at=far)
+    source_b = ModuleSource.objects.create(name="bench-b", repo=reg_b.repo, scheme="HTTP", sync_state=SyncState.OFF,
+                                           next_discovery_at=far)
+    modules_a = sorted(digests_a)[:n]
+    pks_a = create_overrides(source_a, {m: digests_a[m] for m in modules_a}, "15s")
+    pks_b = create_overrides(source_b, digests_b, "1h")
+    by_name_b = dict(zip(sorted(digests_b), pks_b, strict=True))
+
+    qenv = {**env, "PORTAL_Q_WORKERS": str(args.workers), "PORTAL_POLL_MODE": args.mode}
+    cluster = start_process([sys.executable, "manage.py", "qcluster"], qenv, f"{workdir}/qcluster-{n}.log")
+    time.sleep(3)  # django setup and worker spawn
+    async_task(DISPATCHER_TASK, group="dispatcher")  # instead of waiting up to 30 s for the watchdog's first pass
+    t0 = datetime.now(UTC) + timedelta(seconds=3)
+    first_due = {pk: t0 + timedelta(seconds=INTERVAL * i / n) for i, pk in enumerate(pks_a)}
+    rows = [ModulePullOverride(pk=pk, next_check_at=when) for pk, when in first_due.items()]
+    ModulePullOverride.objects.bulk_update(rows, ["next_check_at"], batch_size=500)
+    sampler = Sampler(f"{workdir}/bench.sqlite3", source_a.pk)
+    sampler.start()
+    while datetime.now(UTC) < t0:
+        time.sleep(0.05)
+    start, cpu0 = time.time(), (tree_cpu(cluster.pid), tree_cpu(reg_a.process.pid), tree_cpu(args.web.pid))
+
+    polled, hooked = [], []
+    rng = random.Random(n)
+    step = 2.0
+    next_push = start + 2.0
+    while time.time() < start + seconds:
+        if time.time() >= next_push and time.time() < start + seconds - INTERVAL - 2:
+            module = rng.choice(modules_a)
+            digest = reg_a.push(module, "main", f"{module} {time.time()}", media_type="docker")
+            polled.append((pks_a[modules_a.index(module)], digest, time.time()))
+            module_b = rng.choice(sorted(digests_b))
+            digest_b = reg_b.push(module_b, "main", f"{module_b} {time.time()}", media_type="docker")
+            hooked.append((by_name_b[module_b], digest_b, time.time()))
+            next_push += step
+        time.sleep(0.02)
+    end = time.time()
+    cpu1 = (tree_cpu(cluster.pid), tree_cpu(reg_a.process.pid), tree_cpu(args.web.pid))
+    sampler.stop.set()
+    sampler.join()
+    detect_poll = detection_latencies(polled, wait=INTERVAL + 5)
+    detect_hook = detection_latencies(hooked, wait=5)
+    stop_process(cluster)
+
+    lateness, gaps, checks, expected = [], [], 0, 0
+    for pk, due0 in first_due.items():
+        due0_ts = due0.timestamp()
+        times = [t for t in sampler.checks.get(pk, []) if start <= t < end]
+        checks += len(times)
+        expected += sum(1 for k in range(int(seconds / INTERVAL) + 2) if start <= due0_ts + k * INTERVAL < end - 2)
+        for t in times:
+            k = round((t - due0_ts) / INTERVAL)
+            lateness.append(t - (due0_ts + k * INTERVAL))
+        gaps += [b - a for a, b in zip(times, times[1:], strict=False)]
+    window = end - start
+    return {
+        "n": n, "window": window, "checks": checks, "expected": expected, "rate": checks / window,
+        "required": n / INTERVAL, "lateness": lateness, "gaps": gaps,
+        "cpu": tuple(b - a for a, b in zip(cpu0, cpu1, strict=True)), "poll": detect_poll, "hook": detect_hook,
+        "pushes": (len(polled), len(hooked)),
+    }
+
+
+def report(r: dict, mode: str, workers: int) -> None:
+    late, gaps = r["lateness"], r["gaps"]
+    within = sum(1 for g in gaps if abs(g - INTERVAL) <= 1.5) / len(gaps) * 100 if gaps else float("nan")
+    cpu_q, cpu_reg, cpu_web = r["cpu"]
+    print(f"\n== {r['n']} overrides @ {INTERVAL:g}s, mode={mode}, qcluster workers={workers}, "
+          f"window {r['window']:.1f}s")
+    print(f"  checks/s:    {r['rate']:.1f} achieved vs {r['required']:.1f} required "
+          f"({r['checks']} checks; {max(r['expected'] - r['checks'], 0)} of {r['expected']} due slots missed)")
+    print(f"  lateness:    p50 {percentile(late, 50):.3f}s  p95 {percentile(late, 95):.3f}s  "
+          f"p99 {percentile(late, 99):.3f}s  max {max(late) if late else float('nan'):.3f}s")
+    print(f"  gaps:        p5 {percentile(gaps, 5):.2f}s  p95 {percentile(gaps, 95):.2f}s  "
+          f"({within:.1f}% within 15s +/- 1.5s)")
+    print(f"  CPU seconds: qcluster tree {cpu_q:.1f} ({cpu_q / r['window'] * 100:.0f}% of one core), "
+          f"registry A {cpu_reg:.1f}, web {cpu_web:.1f}")
+    poll, hook = r["poll"], r["hook"]
+    print(f"  detection by polling: p50 {percentile(poll, 50):.2f}s  p95 {percentile(poll, 95):.2f}s "
+          f"({len(poll)}/{r['pushes'][0]} found; goal p95 <= {INTERVAL + 1.5:g}s)")
+    print(f"  detection by webhook: p50 {percentile(hook, 50):.2f}s  p95 {percentile(hook, 95):.2f}s "
+          f"({len(hook)}/{r['pushes'][1]} found; goal p95 <= 1s)")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 3000])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--mode", choices=["pool", "tasks"], default="pool")
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+
+    workdir = tempfile.mkdtemp(prefix="mpo-bench-poller-")
+    env = setup_django(workdir)
+    from tests.fixtures.jobs import NotifyingRegistry
+    from tests.fixtures.registry import LocalRegistry
+
+    port = free_port()
+    args.web = start_process([sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind",
+                              f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"], env, f"{workdir}/web.log")
+    reg_a = LocalRegistry(name="bench-a")
+    reg_b = NotifyingRegistry(f"http://127.0.0.1:{port}/api/v1/webhooks/registry/", SECRET, name="bench-b")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/v1/webhooks/registry/")
+        started = time.time()
+        digests_a = push_all(reg_a, [f"m{i:05d}" for i in range(max(args.sizes))])
+        digests_b = push_all(reg_b, [f"w{i:02d}" for i in range(WEBHOOK_MODULES)])
+        print(f"seeded {len(digests_a)} + {len(digests_b)} images in {time.time() - started:.0f}s; "
+              f"{os.cpu_count()} CPUs; logs in {workdir}")
+        for n in args.sizes:
+            report(run_size(n, args.seconds, args, env, workdir, reg_a, reg_b, digests_a, digests_b), args.mode,
+                   args.workers)
+    finally:
+        stop_process(args.web)
+        reg_a.close()
+        reg_b.close()
+
+
+if __name__ == "__main__":
+    main()
