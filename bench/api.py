@@ -135,12 +135,13 @@ def emulator_step(base_url: str):
         if name not in state:
             body = {"apiVersion": "deckhouse.io/v1alpha1", "kind": "ModulePullOverride", "metadata": {"name": name},
                     "spec": {"imageTag": tag, "source": "bench", "scanInterval": "15s"}}
-            timed(results, "write", lambda: session.post(url, json=body, timeout=30))
+            response = timed(results, "write", lambda: session.post(url, json=body, timeout=30))
         else:
-            timed(results, "write", lambda: session.patch(
+            response = timed(results, "write", lambda: session.patch(
                 f"{url}/{name}", data=json.dumps({"spec": {"imageTag": tag}}),
                 headers={"Content-Type": "application/merge-patch+json"}, timeout=30))
-        state[name] = tag
+        if response is not None and response.status_code < 400:
+            state[name] = tag
 
     return step
 
@@ -158,9 +159,10 @@ def portal_step(base_url: str, token: str):
             timed(results, "read", lambda: session.get(url, headers=headers, timeout=60))
             return
         tag = next_tag(rng, state.get(name))
-        timed(results, "write", lambda: session.put(url, json={"source": "bench", "imageTag": tag},
-                                                     headers=headers, timeout=60))
-        state[name] = tag
+        response = timed(results, "write", lambda: session.put(url, json={"source": "bench", "imageTag": tag},
+                                                                headers=headers, timeout=60))
+        if response is not None and response.status_code < 400:
+            state[name] = tag
 
     return step
 

@@ -69,6 +69,10 @@ class NamedObjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     parser_classes = [JSONParser]  # pipelines send JSON; nested `registry` has no form encoding
     permission_method: str | None = None  # set per action, see TokenModelPermissions
 
+    def filter_queryset(self, queryset):
+        # Filters serve the list; on a detail route they would only cost a FilterSet per request.
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
+
     def _validated(self, serializer_class, partial: bool = False) -> dict:
         serializer = serializer_class(data=self.request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
