@@ -16,6 +16,8 @@ IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 SCAN_INTERVAL_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 REPO_RE = re.compile(r"^[A-Za-z0-9.-]+(?::\d+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 DEFAULT_SCAN_INTERVAL = "15s"
+# Far beyond any useful interval, and small enough that next-check arithmetic never overflows a datetime.
+MAX_SCAN_INTERVAL = timedelta(days=366)
 
 
 def validate_module_name(value: str) -> None:
@@ -70,7 +72,14 @@ def parse_scan_interval(value: str) -> timedelta:
             code="invalid",
         )
     hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    interval = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        interval = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        interval = MAX_SCAN_INTERVAL * 2
+    if interval > MAX_SCAN_INTERVAL:
+        raise ValidationError(
+            f'Scan interval "{value}" is longer than a year; use a shorter one, for example 24h.', code="too_long"
+        )
     if interval < timedelta(seconds=1):
         raise ValidationError(
             f'Scan interval "{value}" is zero: Deckhouse would stop checking the registry. Use at least 1s.',

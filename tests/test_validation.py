@@ -59,11 +59,13 @@ def test_scan_interval_accepted(value, seconds):
     assert validators.parse_scan_interval(value).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("value", ["", "0s", "1d", "1.5h", "30s1m", "10ms", "15", "0h0m0s", "s", "-5s"])
+@pytest.mark.parametrize(
+    "value", ["", "0s", "1d", "1.5h", "30s1m", "10ms", "15", "0h0m0s", "s", "-5s", "99999999999999999999h", "9000h"]
+)
 def test_scan_interval_rejected(value):
     with pytest.raises(ValidationError) as exc:
         validators.parse_scan_interval(value)
-    assert value in exc.value.messages[0] or "zero" in exc.value.messages[0]
+    assert value in exc.value.messages[0]
 
 
 @pytest.mark.parametrize("value", ["registry.example.com/deckhouse/modules", "127.0.0.1:5000/modules", "host/a/b-c"])
