@@ -139,7 +139,7 @@ def test_credentials_never_leave_the_portal(api, secret, caplog, make_source):
                                                    "dockerCfg": docker_cfg_for("elsewhere.io", "r", SECRET_PASSWORD)}},
                  format="json"),
         api.get(URL), api.get(URL + "dev/"), api.get("/api/v1/audit/"),
-        api.get(URL, HTTP_ACCEPT="text/html"),
+        api.get(URL, HTTP_ACCEPT="text/html"), api.get(URL + "dev/", HTTP_ACCEPT="text/html"),
     ]
     for response in responses:
         text = response.content.decode()
