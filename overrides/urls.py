@@ -1,4 +1,7 @@
-"""Web UI URLs (namespace "ui"), included at "/" by portal/urls.py."""
+"""Web UI URLs (namespace "ui"), included at "/" by portal/urls.py.
+
+Create pages live under /new/ so that a module or source named "new" keeps its own page.
+"""
 
 from django.urls import path
 
@@ -9,14 +12,14 @@ app_name = "ui"
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("dashboard/rows/", dashboard.dashboard_rows, name="dashboard-rows"),
-    path("overrides/new/", overrides.override_create, name="override-create"),
+    path("new/override/", overrides.override_create, name="override-create"),
     path("overrides/<slug:name>/", overrides.override_detail, name="override"),
     path("overrides/<slug:name>/live/", overrides.override_live, name="override-live"),
     path("overrides/<slug:name>/edit/", overrides.override_edit, name="override-edit"),
     path("overrides/<slug:name>/renew/", overrides.override_renew, name="override-renew"),
     path("overrides/<slug:name>/delete/", overrides.override_delete, name="override-delete"),
     path("sources/", sources.source_list, name="sources"),
-    path("sources/new/", sources.source_create, name="source-create"),
+    path("new/source/", sources.source_create, name="source-create"),
     path("sources/<str:name>/", sources.source_detail, name="source"),
     path("sources/<str:name>/edit/", sources.source_edit, name="source-edit"),
     path("sources/<str:name>/delete/", sources.source_delete, name="source-delete"),

@@ -28,10 +28,10 @@ def admin_client(client, admin_user):
 def test_create_override_through_the_form(admin_client, make_source):
     source = make_source()
     ModuleSource.objects.filter(pk=source.pk).update(discovered_modules=["echo", "hello"])
-    form = admin_client.get("/overrides/new/?source=test&name=hello").content.decode()
+    form = admin_client.get("/new/override/?source=test&name=hello").content.decode()
     assert '<datalist id="module-suggestions"><option value="echo"><option value="hello"></datalist>' in form
     assert 'value="hello"' in form and 'list="tag-suggestions"' in form
-    response = admin_client.post("/overrides/new/", {"source": "test", "name": "hello", "image_tag": "pr42",
+    response = admin_client.post("/new/override/", {"source": "test", "name": "hello", "image_tag": "pr42",
                                                      "scan_interval": "1m", "rollback": "on"})
     assert response.status_code == 302 and response["Location"] == "/overrides/hello/"
     override = ModulePullOverride.objects.get(name="hello")
@@ -54,7 +54,7 @@ def test_create_errors_are_inline_and_keep_the_values(admin_client, make_source,
     source = make_source()
     ModuleSource.objects.filter(pk=source.pk).update(discovered_modules=["echo"])
     post = {"source": "test", "scan_interval": "15s", **data}
-    response = admin_client.post("/overrides/new/", post)
+    response = admin_client.post("/new/override/", post)
     assert response.status_code == 200
     html = response.content.decode().replace("&quot;", '"')
     assert f'id="id_{field}_error"' in html and words in html
@@ -67,7 +67,7 @@ def test_create_errors_are_inline_and_keep_the_values(admin_client, make_source,
 
 def test_create_for_an_already_overridden_module(admin_client, make_override):
     make_override()
-    response = admin_client.post("/overrides/new/", {"source": "test", "name": "echo", "image_tag": "x"})
+    response = admin_client.post("/new/override/", {"source": "test", "name": "echo", "image_tag": "x"})
     assert 'Module "echo" is already overridden.' in response.content.decode().replace("&quot;", '"')
 
 
@@ -118,7 +118,7 @@ def test_delete_needs_csrf(admin_user, make_override):
 
 def test_source_create_edit_with_write_only_credentials(admin_client):
     secret = docker_cfg_for("registry.example.com", "robot", "hidden-pa55")
-    response = admin_client.post("/sources/new/", {"name": "corp", "repo": "registry.example.com/modules",
+    response = admin_client.post("/new/source/", {"name": "corp", "repo": "registry.example.com/modules",
                                                    "scheme": "HTTPS", "new_docker_cfg": secret})
     assert response.status_code == 302 and response["Location"] == "/sources/corp/"
     source = ModuleSource.objects.get(name="corp")
@@ -148,12 +148,12 @@ def test_source_create_edit_with_write_only_credentials(admin_client):
 
 def test_source_form_errors_in_words(admin_client, make_source):
     make_source()
-    response = admin_client.post("/sources/new/", {"name": "corp", "repo": "https://registry.example.com/x",
+    response = admin_client.post("/new/source/", {"name": "corp", "repo": "https://registry.example.com/x",
                                                    "scheme": "HTTPS"})
     html = response.content.decode().replace("&quot;", '"')
     assert 'id="id_repo_error"' in html and "Write the repository without a scheme" in html
     assert 'value="https://registry.example.com/x"' in html and 'value="corp"' in html
-    response = admin_client.post("/sources/new/", {"name": "test", "repo": "registry.example.com/x",
+    response = admin_client.post("/new/source/", {"name": "test", "repo": "registry.example.com/x",
                                                    "scheme": "HTTPS"})
     html = response.content.decode().replace("&quot;", '"')
     assert 'id="id_name_error"' in html and 'A source named "test" already exists.' in html
@@ -170,7 +170,7 @@ def test_source_page_lists_modules_and_which_are_overridden(admin_client, make_s
     assert "Modules (4, 2 overridden)" in html
     assert '<a href="/overrides/echo/">yes</a>' in html
     assert "yes (in the cluster)" in html
-    assert "/overrides/new/?source=test&amp;name=hello" in html
+    assert "/new/override/?source=test&amp;name=hello" in html
     assert "not set (anonymous)" in html
 
 

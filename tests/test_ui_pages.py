@@ -38,7 +38,7 @@ def _set(override, **fields):
 
 
 @pytest.mark.parametrize("url", [
-    "/", "/dashboard/rows/", "/overrides/echo/", "/overrides/echo/live/", "/overrides/new/", "/overrides/echo/edit/",
+    "/", "/dashboard/rows/", "/overrides/echo/", "/overrides/echo/live/", "/new/override/", "/overrides/echo/edit/",
     "/sources/", "/sources/test/", "/audit/", "/sources/test/tags/?module=echo",
 ])
 def test_every_page_requires_login(client, make_override, url):
@@ -161,13 +161,13 @@ def test_buttons_follow_permissions_and_server_refuses_anyway(client, viewer, ma
     page = client.get("/overrides/echo/").content.decode()
     for label in (">Renew<", ">Force renew<", ">Edit<", ">Delete<"):
         assert label not in page
-    assert client.get("/overrides/new/").status_code == 403
-    assert client.post("/overrides/new/", {"source": "test", "name": "x", "image_tag": "main"}).status_code == 403
+    assert client.get("/new/override/").status_code == 403
+    assert client.post("/new/override/", {"source": "test", "name": "x", "image_tag": "main"}).status_code == 403
     assert client.get("/overrides/echo/edit/").status_code == 403
     assert client.post("/overrides/echo/renew/").status_code == 403
     assert client.post("/overrides/echo/delete/").status_code == 403
     assert client.post("/sources/test/discover/").status_code == 403
-    assert client.get("/sources/new/").status_code == 403
+    assert client.get("/new/source/").status_code == 403
     assert ModulePullOverride.objects.filter(pk=override.pk).exists()
     assert not ObjectChange.objects.filter(action__in=["renew", "delete"]).exists()
 

@@ -63,7 +63,7 @@ BAD_GETS = [
     "/overrides/echo/live/?before=1e400.5", "/sources/%2e%2e/", "/sources/test/tags/?module=" + "x" * 5000,
     "/sources/test/tags/?module=../../etc", "/sources/test/tags/?module=%00", "/sources/..%2f/modules/",
     "/?page=-1&per_page=abc&search=" + "%" * 50, "/audit/?since=2026-13-45T99:99&until=%00&objectId=1e9999",
-    "/audit/?before=" + "9" * 39 + ".1", "/overrides/new/?source=%00&name=%00",
+    "/audit/?before=" + "9" * 39 + ".1", "/new/override/?source=%00&name=%00",
 ]
 
 
@@ -76,13 +76,13 @@ def test_bad_urls_never_fail(admin_client, make_override, url):
 
 
 BAD_POSTS = [
-    ("/overrides/new/", {"source": "test", "name": "x" * 500, "image_tag": "y" * 500, "scan_interval": "9" * 40}),
-    ("/overrides/new/", {"source": ["test", "other"], "name": ["a", "b"], "image_tag": "main", "rollback": "maybe"}),
-    ("/overrides/new/", {"source": "\x00", "name": "\x00", "image_tag": "\x00"}),
+    ("/new/override/", {"source": "test", "name": "x" * 500, "image_tag": "y" * 500, "scan_interval": "9" * 40}),
+    ("/new/override/", {"source": ["test", "other"], "name": ["a", "b"], "image_tag": "main", "rollback": "maybe"}),
+    ("/new/override/", {"source": "\x00", "name": "\x00", "image_tag": "\x00"}),
     ("/overrides/echo/edit/", {"source": "test", "image_tag": "main", "scan_interval": "99999999999999999999h"}),
     ("/overrides/echo/renew/", {"force": "\x00"}),
-    ("/sources/new/", {"name": "x" * 300, "repo": "\x00", "scheme": "FTP", "ca": "not a cert"}),
-    ("/sources/new/", {"name": "corp", "repo": "registry.example.com/x", "scheme": "HTTPS",
+    ("/new/source/", {"name": "x" * 300, "repo": "\x00", "scheme": "FTP", "ca": "not a cert"}),
+    ("/new/source/", {"name": "corp", "repo": "registry.example.com/x", "scheme": "HTTPS",
                        "new_docker_cfg": "not-base64!!", "ca": "-----BEGIN CERTIFICATE-----\nxx\n"}),
     ("/sources/test/edit/", {"repo": "registry.example.com/x", "scheme": "HTTPS", "new_docker_cfg": "x",
                              "clear_docker_cfg": "on"}),
@@ -112,7 +112,7 @@ def test_credentials_never_leave_the_server(admin_client, make_source, make_over
     source = make_source(docker_cfg=secret)
     make_override(source=source)
     pages = ["/", "/dashboard/rows/", "/overrides/echo/", "/overrides/echo/live/", "/overrides/echo/edit/",
-             "/overrides/new/", "/sources/", "/sources/test/", "/sources/test/edit/", "/sources/test/delete/",
+             "/new/override/", "/sources/", "/sources/test/", "/sources/test/edit/", "/sources/test/delete/",
              "/sources/test/modules/", "/audit/"]
     for url in pages:
         body = admin_client.get(url).content.decode()
