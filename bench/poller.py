@@ -139,10 +139,11 @@ def push_all(registry, modules: list[str], tag: str = "main") -> dict[str, str]:
 # --- one size ------------------------------------------------------------------------------------------------------
 
 def reset_database() -> None:
-    from django_q.models import OrmQ, Task
+    from django.utils import timezone
+    from django_q.models import OrmQ, Schedule, Task
 
     from overrides.models import DigestObservation, ModulePullOverride, ModuleSource, ObjectChange
-    from overrides.schedules import ensure_schedules
+    from overrides.schedules import LEASE, ensure_schedules
 
     DigestObservation.objects.all().delete()
     ModulePullOverride.all_objects.all().delete()
@@ -151,6 +152,8 @@ def reset_database() -> None:
     Task.objects.all().delete()
     ObjectChange.objects.all().delete()
     ensure_schedules()
+    # The previous size's qcluster was killed: free its lease now rather than after the lease's TTL.
+    Schedule.objects.filter(name=LEASE).update(task="", args="", next_run=timezone.now())
 
 
 def create_overrides(source, digests: dict[str, str], interval: str) -> list[int]:

@@ -43,6 +43,7 @@ from overrides import polling
 from overrides.cluster_state import cluster_enabled
 from overrides.models import ModuleSource
 from overrides.schedules import DISPATCHER_TASK, DispatcherLease
+from registry.errors import DigestLookup, ErrorKind, ModuleListing, RegistryError
 
 logger = logging.getLogger("overrides.dispatcher")
 
@@ -157,11 +158,11 @@ class Dispatcher:
                 if claiming and not chained and mono - started >= self.run_for:
                     chained = self._enqueue_successor()
                 if claiming and mono >= next_claim:
-                    self._claim()
                     next_claim = mono + self.tick
+                    self._guarded("claiming due work", self._claim)
                 if claiming and mono >= next_apply:
-                    self._cluster_work()
                     next_apply = mono + APPLY_EVERY
+                    self._guarded("dispatching the cluster loops", self._cluster_work)
                 self._receive()
                 self._release(pool)
                 self._flush(force=not claiming)
@@ -175,6 +176,14 @@ class Dispatcher:
             if self.lease is not None and self.report.ended in ("deadline", ""):
                 self.lease.release(self._state())
         return self.report
+
+    def _guarded(self, what: str, step) -> None:
+        """One step of the loop; a failure (a locked database, the cluster code) is logged and retried next time
+        round instead of ending the run and its checks."""
+        try:
+            step()
+        except Exception:
+            logger.exception("dispatcher: %s failed; trying again", what)
 
     def _wait(self, next_claim: float | None) -> None:
         """Sleep until the next due work, the next claim, a result, or the next write of results."""
@@ -307,8 +316,10 @@ class Dispatcher:
                     break
                 work = queue.popleft()
                 source = self._sources.get(work.claim.source_id if work.kind == "check" else work.claim.pk)
-                if source is None:
-                    continue  # deleted meanwhile; a lost claim is due again next interval
+                if source is None:  # deleted meanwhile; a lost claim is due again next interval
+                    if gate == "probe":
+                        self.circuits.hosts[host].probing = False
+                    continue
                 self._busy[host] += 1
                 self._inflight += 1
                 pool.submit(_perform, work, source, self._done)
@@ -383,10 +394,15 @@ def _perform(work: _Work, source: ModuleSource, done: SimpleQueue) -> None:
     from registry import client as registry_client
 
     started = time.time()
-    if work.kind == "check":
-        result = polling.lookup(work.claim, source)
-    else:
-        result = registry_client.discover_modules(source)
+    try:
+        if work.kind == "check":
+            result = polling.lookup(work.claim, source)
+        else:
+            result = registry_client.discover_modules(source)
+    except Exception as exc:  # the client never raises; if it did, the loop must still get an answer back
+        logger.exception("dispatcher: %s of %s raised", work.kind, work.claim.pk)
+        error = RegistryError(ErrorKind.REGISTRY_ERROR, f"unexpected error: {type(exc).__name__}.")
+        result = DigestLookup("", None, error) if work.kind == "check" else ModuleListing([], error)
     done.put((work, started, result, timezone.now()))
 
 

@@ -93,9 +93,11 @@ class DispatcherLease:
 
     def acquire(self, *, wait_seconds: float, as_successor: bool) -> bool:
         """Take the lease: at once when free or expired; as a successor, wait up to `wait_seconds` for the holder
-        to hand it over (False when a newer successor replaced this one). Not a successor and held: False."""
+        to hand it over (False when a newer successor replaced this one). Not a successor (the watchdog's run):
+        False as soon as the holder's heartbeat shows it alive, else take the lease when it expires."""
         deadline = time.monotonic() + wait_seconds
         registered = False
+        expiry_seen = None
         while True:
             rows, row = self._read()
             if row is None:  # the row was deleted under us (a test flush, the admin): it is recreated next read
@@ -116,7 +118,12 @@ class DispatcherLease:
                     return True
                 continue
             if not as_successor:
-                return False
+                # An alive holder extends its lease every HEARTBEAT; a dead one lets it expire within the TTL.
+                if expiry_seen is not None and row["next_run"] != expiry_seen or time.monotonic() >= deadline:
+                    return False
+                expiry_seen = row["next_run"]
+                time.sleep(0.1)
+                continue
             if registered and row["args"] != self.token:
                 return False  # a newer successor took this one's place
             if not registered:

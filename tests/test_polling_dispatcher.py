@@ -96,6 +96,15 @@ def test_the_lease_keeps_one_dispatcher_and_hands_over_to_a_successor(start_disp
     assert DispatcherLease().holder() == ""  # released at the deadline
 
 
+def test_the_watchdog_takes_over_from_a_dead_holder(start_dispatcher):
+    ensure_schedules()
+    dead = DispatcherLease(ttl=timedelta(seconds=1))
+    assert dead.acquire(wait_seconds=0, as_successor=False)  # and then its worker died: no more heartbeats
+    report = start_dispatcher(lease=DispatcherLease(), successor=False, max_run=3).join()
+    assert report.ended == "deadline"  # it waited for the lease to expire, held it, and released it
+    assert DispatcherLease().holder() == ""
+
+
 def test_a_lost_claim_is_due_again_one_interval_later(start_dispatcher, registry, actor):
     module = registry.unique("lost")
     registry.push(module, "main", "v1")
