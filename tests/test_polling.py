@@ -256,3 +256,40 @@ def test_contended_bulk_claim_is_redone_row_by_row(pushed, actor, monkeypatch):
     assert bulk_attempts == [3]
     assert sorted(c.pk for c in claimed) == sorted(o.pk for o in made)
     assert set(ModulePullOverride.objects.values_list("next_check_at", flat=True)) == {due + timedelta(seconds=15)}
+
+
+# --- schedules ----------------------------------------------------------------------------------------------------
+
+
+def test_the_migration_registers_the_watchdog_and_the_lease_once():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django_q.models import Schedule
+
+    from overrides.schedules import DISPATCHER_TASK, LEASE, WATCHDOG
+
+    Schedule.objects.filter(name__in=[WATCHDOG, LEASE]).delete()
+    migration = __import__("overrides.migrations.0002_poller_schedules", fromlist=["register"])
+    state_apps = MigrationExecutor(connection).loader.project_state(("overrides", "0002_poller_schedules")).apps
+    migration.register(state_apps, None)
+    migration.register(state_apps, None)  # and again (ensure_schedules after a flush): still one of each
+    [watchdog] = Schedule.objects.filter(name=WATCHDOG)
+    assert (watchdog.func, watchdog.schedule_type, watchdog.minutes, watchdog.repeats) == (
+        DISPATCHER_TASK, Schedule.MINUTES, 1, -1)
+    [lease] = Schedule.objects.filter(name=LEASE)
+    assert lease.repeats == 0  # django-q2's scheduler never fires it
+
+
+@pytest.mark.django_db(transaction=True)  # django-q2's scheduler closes the connection: no test transaction
+def test_the_scheduler_starts_a_dispatcher_from_the_watchdog():
+    from django_q.brokers import get_broker
+    from django_q.models import OrmQ, Schedule
+    from django_q.scheduler import scheduler
+
+    from overrides.schedules import DISPATCHER_TASK, WATCHDOG, ensure_schedules
+
+    ensure_schedules()
+    Schedule.objects.filter(name=WATCHDOG).update(next_run=timezone.now() - timedelta(seconds=1))
+    OrmQ.objects.all().delete()
+    scheduler(broker=get_broker())
+    assert [q.task["func"] for q in OrmQ.objects.all()] == [DISPATCHER_TASK]  # the lease row never fires
