@@ -133,13 +133,12 @@ def parse_notification(body: bytes) -> list[PushedImage]:
 
 def matching_overrides(pushes: list[PushedImage]) -> list[ModulePullOverride]:
     """Live overrides whose image is one of the pushed ones (path, module and tag; see the module docstring)."""
-    found: dict[int, ModulePullOverride] = {}
+    wanted: dict[tuple[str, str], set[str]] = {}
     for push in pushes:
         path_part, _, module = push.repository.rpartition("/")
-        for override in ModulePullOverride.objects.select_related("source").filter(name=module, image_tag=push.tag):
-            if _repo_path(override.source.repo) == path_part:
-                found[override.pk] = override
-    return list(found.values())
+        wanted.setdefault((module, push.tag), set()).add(path_part)
+    candidates = ModulePullOverride.objects.select_related("source").filter(name__in={m for m, _ in wanted})
+    return [o for o in candidates if _repo_path(o.source.repo) in wanted.get((o.name, o.image_tag), set())]
 
 
 def _repo_path(repo: str) -> str:
