@@ -240,11 +240,38 @@ def override_update(
     return override
 
 
-@transaction.atomic
+def _unchanged(override: ModulePullOverride, data: dict[str, Any]) -> bool:
+    """Whether applying `data` would change nothing (read-only: no write lock taken)."""
+    for field, value in data.items():
+        if field not in OVERRIDE_FIELDS:
+            return False  # the write path reports it
+        current = override.source.name if field == "source" else getattr(override, field)
+        if field == "source" and isinstance(value, ModuleSource):
+            value = value.name
+        if field == "scan_interval" and not value:
+            value = DEFAULT_SCAN_INTERVAL
+        if current != value:
+            return False
+    return True
+
+
 def override_upsert(
     *, actor: Actor, name: str, data: dict[str, Any], message: str = ""
 ) -> tuple[ModulePullOverride, bool]:
-    """Create or update the override of module `name` (the CI call); returns (override, created)."""
+    """Create or update the override of module `name` (the CI call); returns (override, created).
+
+    Pipelines repeat the same upsert; a repeat that changes nothing returns without taking the write lock.
+    """
+    existing = ModulePullOverride.objects.select_related("source").filter(name=name).first()
+    if existing is not None and _unchanged(existing, data):
+        return existing, False
+    return _override_upsert(actor=actor, name=name, data=data, message=message)
+
+
+@transaction.atomic
+def _override_upsert(
+    *, actor: Actor, name: str, data: dict[str, Any], message: str = ""
+) -> tuple[ModulePullOverride, bool]:
     existing = ModulePullOverride.objects.filter(name=name).first()
     if existing is None:
         if "source" not in data or "image_tag" not in data:

@@ -118,7 +118,6 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN so concurrent
     # writers wait (busy timeout) instead of failing with "database is locked" half-way through.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
@@ -167,6 +166,10 @@ PORTAL_CLUSTER_TIMEOUT = float(os.environ.get("PORTAL_CLUSTER_TIMEOUT", "5"))
 # --- registry --------------------------------------------------------------------------------------
 REGISTRY_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_CONNECT_TIMEOUT", "3"))
 REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", "5"))
+# Rollout waits (GET /api/v1/overrides/{name}/rollout/): the longest wait, and how many a process holds at once
+# (each holds a server thread).
+PORTAL_ROLLOUT_MAX_TIMEOUT = float(os.environ.get("PORTAL_ROLLOUT_MAX_TIMEOUT", "600"))
+PORTAL_ROLLOUT_MAX_WAITS = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS", "4"))
 # Shared secret for registry push notifications (empty = the endpoint is disabled).
 PORTAL_WEBHOOK_SECRET = os.environ.get("PORTAL_WEBHOOK_SECRET", "")
 

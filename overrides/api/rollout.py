@@ -141,7 +141,7 @@ _slots_lock = threading.Lock()
 def wait_slots() -> threading.BoundedSemaphore:
     """Waits allowed at once in this process: each holds a server thread, which other requests also need.
 
-    Setting PORTAL_ROLLOUT_MAX_WAITS (default 2: the shipped server runs 4 threads per worker).
+    Setting PORTAL_ROLLOUT_MAX_WAITS (default 4: the shipped server runs 8 threads per worker).
     """
     global _wait_slots
     with _slots_lock:

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         python = sys.executable
         web = [
             python, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"{host}:{port}",
-            "--workers", str(workers), "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "5",
+            "--workers", str(workers), "--threads", "8", "--access-logfile", "-", "--graceful-timeout", "5",
         ]
         jobs = [python, "manage.py", "qcluster"]
         self.stdout.write(f"MPO Portal on http://{host}:{port}/ (admin at /admin/, API docs at /api/docs/)")
