@@ -94,10 +94,6 @@ class ClaimedCheck:
     digest: str
     failures: int
 
-    @property
-    def is_late(self) -> bool:
-        return self.due <= timezone.now()
-
 
 @dataclass(frozen=True)
 class ClaimedDiscovery:
