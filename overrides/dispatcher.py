@@ -27,7 +27,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import os
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -56,8 +55,8 @@ HORIZON = 1.0  # claim this far ahead, so every check is in the heap before it i
 
 
 def _tunable(name: str, default: str) -> str:
-    """A poller knob: the Django setting when portal/settings.py defines it, else the environment variable."""
-    return str(getattr(settings, name, None) or os.environ.get(name, default))
+    """A poller knob from portal/settings.py (where each is read from the environment)."""
+    return str(getattr(settings, name, default))
 
 
 THREADS = int(_tunable("PORTAL_POLL_THREADS", "16"))

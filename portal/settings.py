@@ -166,6 +166,16 @@ PORTAL_CLUSTER_TIMEOUT = float(os.environ.get("PORTAL_CLUSTER_TIMEOUT", "5"))
 # --- registry --------------------------------------------------------------------------------------
 REGISTRY_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_CONNECT_TIMEOUT", "3"))
 REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", "5"))
+# --- polling (see overrides/dispatcher.py) --------------------------------------------------------
+# Threads of the dispatcher's check pool, and at most how many of them one registry host may hold (a hung
+# registry then cannot starve the others); "pool" checks inside the dispatcher's worker, "tasks" enqueues one
+# django-q2 task per check (slower on SQLite, kept for comparison in bench/poller.py).
+PORTAL_POLL_THREADS = int(os.environ.get("PORTAL_POLL_THREADS", "16"))
+PORTAL_POLL_HOST_CAP = int(os.environ.get("PORTAL_POLL_HOST_CAP", "8"))
+PORTAL_POLL_MODE = os.environ.get("PORTAL_POLL_MODE", "pool")
+# Longest backoff (seconds) after failing checks.
+PORTAL_POLL_BACKOFF_CAP = int(os.environ.get("PORTAL_POLL_BACKOFF_CAP", "300"))
+
 # Rollout waits (GET /api/v1/overrides/{name}/rollout/): the longest wait, and how many a process holds at once
 # (each holds a server thread).
 PORTAL_ROLLOUT_MAX_TIMEOUT = float(os.environ.get("PORTAL_ROLLOUT_MAX_TIMEOUT", "600"))

@@ -7,6 +7,7 @@ import sys
 import time
 
 from django.core.management.base import BaseCommand
+from django_q.tasks import async_task
 
 
 class Command(BaseCommand):
@@ -26,6 +27,9 @@ class Command(BaseCommand):
         jobs = [python, "manage.py", "qcluster"]
         self.stdout.write(f"MPO Portal on http://{host}:{port}/ (admin at /admin/, API docs at /api/docs/)")
         procs = [subprocess.Popen(web), subprocess.Popen(jobs)]
+        # Start polling now rather than at the watchdog Schedule's first firing (django-q2 looks at Schedules
+        # only every ~30 s); the dispatcher's lease makes a second start a no-op.
+        async_task("overrides.tasks.run_dispatcher")
         stopping = False
 
         def stop(*_):
