@@ -140,9 +140,9 @@ def push_all(registry, modules: list[str], tag: str = "main") -> dict[str, str]:
 
 def reset_database() -> None:
     from django.utils import timezone
-    from django_q.models import OrmQ, Schedule, Task
+    from django_q.models import OrmQ, Task
 
-    from overrides.models import DigestObservation, ModulePullOverride, ModuleSource, ObjectChange
+    from overrides.models import DigestObservation, Lease, ModulePullOverride, ModuleSource, ObjectChange
     from overrides.schedules import LEASE, ensure_schedules
 
     DigestObservation.objects.all().delete()
@@ -153,7 +153,7 @@ def reset_database() -> None:
     ObjectChange.objects.all().delete()
     ensure_schedules()
     # The previous size's qcluster was killed: free its lease now rather than after the lease's TTL.
-    Schedule.objects.filter(name=LEASE).update(task="", args="", next_run=timezone.now())
+    Lease.objects.filter(name=LEASE).update(holder="", successor="", expires_at=timezone.now())
 
 
 def create_overrides(source, digests: dict[str, str], interval: str) -> list[int]:

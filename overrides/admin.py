@@ -1,7 +1,7 @@
 """The Django admin: every model browsable; edits go through the services (audit context "admin").
 
-Credentials are never shown: a set / not set indicator and a write-only replace field. Digest history and
-the audit trail are read-only for everyone, superusers included.
+Credentials are never shown: a set / not set indicator and a write-only replace field. Digest history, the
+audit trail and the dispatcher lease are read-only for everyone, superusers included.
 """
 
 from datetime import timedelta
@@ -20,6 +20,7 @@ from overrides.models import (
     ApiToken,
     ChangeContext,
     DigestObservation,
+    Lease,
     ModulePullOverride,
     ModuleSource,
     ObjectChange,
@@ -248,6 +249,13 @@ class ObjectChangeAdmin(ReadOnlyAdmin):
     search_fields = ("object_repr", "user_name", "message", "=request_id", "=object_id")
     date_hierarchy = "time"
     show_full_result_count = False
+
+
+@admin.register(Lease)
+class LeaseAdmin(ReadOnlyAdmin):
+    """Who holds the dispatcher lease, for diagnosis; only the dispatchers change it (see overrides.schedules)."""
+
+    list_display = ("name", "holder", "expires_at", "successor", "updated_at")
 
 
 class ApiTokenForm(forms.ModelForm):

@@ -1,16 +1,16 @@
 """The dispatcher: one long-running django-q2 task that starts every piece of periodic work on time.
 
 django-q2 fires Schedules only about every 30 s, too coarse for 15 s (or 5 s) scan intervals. So a dispatcher
-task holds the lease (`overrides.schedules.DispatcherLease`) and, for about `RUN_FOR` seconds, repeatedly:
+task holds the lease (`overrides.schedules.DispatcherLease`, a row of our `Lease` table) and, for about `RUN_FOR`
+seconds, repeatedly:
 
 - claims the overrides due within the next `HORIZON` (compare-and-swap on `next_check_at`, see
   `overrides.polling.claim_checks`), keeps them in a heap and starts each check at its due time in a bounded
   thread pool inside this worker (`THREADS` threads, at most `HOST_CAP` at once per registry host; a failing host
-  makes its overrides wait, see `polling.HostCircuits`); results are written back by this thread in small
-  transactions. Measured with bench/poller.py on 2 cores and SQLite: one django-q2 task per check (mode
-  "tasks", kept for comparison) costs a queue insert, a locked dequeue and a result row each; at 1000 overrides
-  / 15 s it used 1.4 cores and checks ran 3.5 s late (p50; p99 5.1 s). The pool kept p99 under 20 ms at 3000
-  overrides with a third of a core;
+  makes its overrides wait, see `overrides.circuits`); results are written back by this thread in small
+  transactions. Measured with bench/poller.py on 2 cores and SQLite: a django-q2 task per check (mode "tasks",
+  kept for comparison) used 1.4 cores at 1000 overrides / 15 s, checks 3.5 s late (p50; p99 5.1 s); the pool
+  kept p99 under 20 ms at 3000 overrides with a third of a core;
 - claims sources due for module discovery (every 3 minutes) and lists their modules in the same pool;
 - when cluster sync is on: claims rows due for an apply (`overrides.sync.due_applies`) and enqueues
   `overrides.tasks.apply_override/apply_source` for each; enqueues `overrides.tasks.read_back_cluster` every
@@ -40,6 +40,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from overrides import polling
+from overrides.circuits import HostCircuits, HostState, host_of
 from overrides.cluster_state import cluster_enabled
 from overrides.models import ModuleSource
 from overrides.schedules import DISPATCHER_TASK, DispatcherLease
@@ -115,7 +116,7 @@ class Dispatcher:
         self.run_for, self.max_run, self.tick, self.horizon = run_for, max_run, tick, horizon
         self.threads, self.host_cap, self.mode = threads, host_cap, mode
         self.report = DispatchReport()
-        self.circuits = polling.HostCircuits()
+        self.circuits = HostCircuits()
         self._heap: list[tuple[float, int, _Work]] = []
         self._seq = itertools.count()
         self._ready: dict[str, deque[_Work]] = {}
@@ -217,7 +218,7 @@ class Dispatcher:
                 "read_back_at": self._read_back_at.isoformat() if self._read_back_at else None}
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self.circuits = polling.HostCircuits.load(state.get("hosts"))
+        self.circuits = HostCircuits.load(state.get("hosts"))
         try:
             self._read_back_at = datetime.fromisoformat(state["read_back_at"]) if state.get("read_back_at") else None
             task = state.get("read_back_task")
@@ -245,12 +246,12 @@ class Dispatcher:
             source = self._source(claim.source_id)
             if source is None:
                 continue
-            work = _Work("check", claim, polling.host_of(source), claim.due.timestamp())
+            work = _Work("check", claim, host_of(source), claim.due.timestamp())
             heapq.heappush(self._heap, (work.at, next(self._seq), work))
         for claim in polling.claim_discoveries(now=now):
             source = self._source(claim.pk)
             if source is not None:
-                work = _Work("discovery", claim, polling.host_of(source), claim.due.timestamp())
+                work = _Work("discovery", claim, host_of(source), claim.due.timestamp())
                 heapq.heappush(self._heap, (work.at, next(self._seq), work))
 
     def _cluster_work(self) -> None:
@@ -333,7 +334,7 @@ class Dispatcher:
                    q_options={"task_name": f"check {work.claim.name}"})
         self.report.checks += 1
 
-    def _defer(self, works: list[_Work], state: polling.HostState) -> None:
+    def _defer(self, works: list[_Work], state: HostState) -> None:
         now = timezone.now()
         until = max(state.open_until or now, now)
         with transaction.atomic():

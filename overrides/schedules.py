@@ -1,25 +1,25 @@
-"""The django-q2 Schedule rows the poller needs, and the dispatcher lease kept beside them.
+"""The poller's scheduling machinery: the django-q2 watchdog Schedule and the dispatcher lease.
 
 django-q2 looks at its Schedules only about every 30 s and a `MINUTES` schedule fires at most once a minute
 (croniter, needed for cron schedules, is not installed), so a Schedule cannot drive 15 s cadences by itself.
 Instead (see `overrides.dispatcher`):
 
-- `WATCHDOG` fires `overrides.tasks.run_dispatcher` every minute. A dispatcher holds the lease, claims due work
-  for about `RUN_FOR` seconds and then enqueues its own successor, which takes the lease over from it without a
-  gap. The watchdog's run finds a live holder and returns at once; it matters only when the chain broke (a worker
-  died, the queue was purged), and then the next minute starts a new one.
-- `LEASE` is a row in the same table that never fires (`repeats=0`): `task` holds the holder's token, `next_run`
-  the lease's expiry, `args` the token of a successor waiting for it, `kwargs` the state handed from one holder to
-  the next (JSON). Every change is a compare-and-swap `UPDATE`, so two dispatchers never hold it together, and a
-  holder that dies frees it when `LEASE_TTL` passes. Keeping it in django-q2's table needs no schema of our own.
+- `WATCHDOG`, a django-q2 Schedule, fires `overrides.tasks.run_dispatcher` every minute. A dispatcher holds the
+  lease, claims due work for about `RUN_FOR` seconds and then enqueues its own successor, which takes the lease
+  over from it without a gap. The watchdog's run finds a live holder and returns at once; it matters only when
+  the chain broke (a worker died, the queue was purged), and then the next minute starts a new one.
+- `LEASE` names a row of our own `overrides.models.Lease` table: `holder` is the holder's token, `expires_at` the
+  lease's expiry, `successor` the token of a successor waiting for it, `state` what one holder hands to the next.
+  Every change is a compare-and-swap `UPDATE`, so two dispatchers never hold it together, and a holder that dies
+  frees it when `LEASE_TTL` passes.
 
-The rows are created by the migration `overrides/0002_poller_schedules` and again by `ensure_schedules()` (used by
-the tests after a flush, and safe to call any time).
+The watchdog is registered by the migration `overrides/0002_poller_schedules`, the lease row by
+`overrides/0003_dispatcher_lease`; `ensure_schedules()` makes both again (the tests call it after a flush; safe
+to call any time), and the lease row is also created on first use when it is missing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -30,66 +30,73 @@ from typing import Any
 
 from django.utils import timezone
 
+from overrides.models import Lease
+
 logger = logging.getLogger("overrides.dispatcher")
 
 DISPATCHER_TASK = "overrides.tasks.run_dispatcher"
 WATCHDOG = "mpo-portal: dispatcher watchdog"
-LEASE = "mpo-portal: dispatcher lease (bookkeeping, never runs)"
+LEASE = "dispatcher"  # the name of the dispatcher's `Lease` row
 LEASE_TTL = timedelta(seconds=5)
 HEARTBEAT = 1.0  # seconds between lease extensions
 
+_FIELDS = ("holder", "expires_at", "successor", "state")
 
-def ensure_schedules(schedule_model=None) -> None:
-    """Create (or repair) the watchdog schedule and the lease row. `schedule_model` is the historical model in a
-    migration; django-q2's `Schedule` otherwise."""
+
+def ensure_watchdog(schedule_model=None) -> None:
+    """Create (or repair) the watchdog Schedule. `schedule_model` is the historical model in a migration;
+    django-q2's `Schedule` otherwise."""
     if schedule_model is None:
         from django_q.models import Schedule as schedule_model
     minutes = schedule_model.MINUTES if hasattr(schedule_model, "MINUTES") else "I"
-    once = schedule_model.ONCE if hasattr(schedule_model, "ONCE") else "O"
     schedule_model.objects.update_or_create(
         name=WATCHDOG,
         defaults={"func": DISPATCHER_TASK, "schedule_type": minutes, "minutes": 1, "repeats": -1, "args": None,
                   "kwargs": None},
     )
-    if not schedule_model.objects.filter(name=LEASE).exists():
-        schedule_model.objects.create(name=LEASE, func=DISPATCHER_TASK, schedule_type=once, repeats=0, task="",
-                                      args="", kwargs="{}", next_run=timezone.now())
 
 
-def _lease_rows():
-    from django_q.models import Schedule
+def ensure_lease(lease_model=None, name: str = LEASE) -> None:
+    """Create the lease row unless it exists. `get_or_create` catches the `IntegrityError` of a concurrent creator
+    (the name is unique) and reads that one's row instead."""
+    (lease_model or Lease).objects.get_or_create(name=name)
 
-    rows = Schedule.objects.filter(name=LEASE).order_by("pk")
-    if not rows.exists():
-        ensure_schedules()
-    first = rows.values_list("pk", flat=True).first()
-    return Schedule.objects.filter(pk=first)
+
+def ensure_schedules() -> None:
+    """The watchdog Schedule and the lease row (after a test flush, or to repair them)."""
+    ensure_watchdog()
+    ensure_lease()
 
 
 class DispatcherLease:
-    """"Only one dispatcher claims work at a time", as a lease row with compare-and-swap updates.
+    """"Only one dispatcher claims work at a time", as a `Lease` row with compare-and-swap updates.
 
     A holder extends the lease every `HEARTBEAT` seconds (`renew()`); a successor registers itself and waits; the
     holder, seeing it, hands the lease over directly (with its state) and stops claiming. A dispatcher that is not
     a successor (the watchdog's) takes the lease only when it is free or expired.
     """
 
-    def __init__(self, token: str | None = None, ttl: timedelta = LEASE_TTL) -> None:
+    def __init__(self, token: str | None = None, ttl: timedelta = LEASE_TTL, name: str = LEASE) -> None:
         self.token = token or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.ttl = ttl
+        self.name = name
         self.state: dict[str, Any] = {}
         self._extended = 0.0
 
-    def _read(self) -> tuple[Any, dict[str, Any] | None]:
-        rows = _lease_rows()
-        return rows, rows.values("task", "next_run", "args", "kwargs").first()
+    def _rows(self):
+        return Lease.objects.filter(name=self.name)
 
-    def _load_state(self, raw: str | None) -> None:
-        try:
-            state = json.loads(raw or "{}")
-        except (TypeError, ValueError):
-            state = {}
+    def _read(self) -> dict[str, Any] | None:
+        row = self._rows().values(*_FIELDS).first()
+        if row is None:  # a flushed test database, a deleted row: made again on first use
+            ensure_lease(name=self.name)
+            row = self._rows().values(*_FIELDS).first()
+        return row
+
+    def _take(self, state: Any) -> bool:
         self.state = state if isinstance(state, dict) else {}
+        self._extended = time.monotonic()
+        return True
 
     def acquire(self, *, wait_seconds: float, as_successor: bool) -> bool:
         """Take the lease: at once when free or expired; as a successor, wait up to `wait_seconds` for the holder
@@ -99,67 +106,66 @@ class DispatcherLease:
         registered = False
         expiry_seen = None
         while True:
-            rows, row = self._read()
-            if row is None:  # the row was deleted under us (a test flush, the admin): it is recreated next read
+            row = self._read()
+            if row is None:  # deleted again between its creation and our read
                 if time.monotonic() >= deadline:
                     return False
                 continue
             now = timezone.now()
-            if row["task"] == self.token:
-                self._load_state(row["kwargs"])
-                self._extended = time.monotonic()
-                return True
-            if not row["task"] or row["next_run"] is None or row["next_run"] <= now:
-                waiting = "" if row["args"] in ("", None, self.token) else row["args"]
-                if rows.filter(task=row["task"], next_run=row["next_run"]).update(
-                        task=self.token, next_run=now + self.ttl, args=waiting):
-                    self._load_state(row["kwargs"])
-                    self._extended = time.monotonic()
-                    return True
+            if row["holder"] == self.token:  # handed over to this one
+                return self._take(row["state"])
+            if not row["holder"] or row["expires_at"] <= now:
+                waiting = "" if row["successor"] in ("", self.token) else row["successor"]
+                if self._rows().filter(holder=row["holder"], expires_at=row["expires_at"]).update(
+                        holder=self.token, expires_at=now + self.ttl, successor=waiting, updated_at=now):
+                    return self._take(row["state"])
                 continue
             if not as_successor:
                 # An alive holder extends its lease every HEARTBEAT; a dead one lets it expire within the TTL.
-                if expiry_seen is not None and row["next_run"] != expiry_seen or time.monotonic() >= deadline:
+                if expiry_seen is not None and row["expires_at"] != expiry_seen or time.monotonic() >= deadline:
                     return False
-                expiry_seen = row["next_run"]
+                expiry_seen = row["expires_at"]
                 time.sleep(0.1)
                 continue
-            if registered and row["args"] != self.token:
+            if registered and row["successor"] != self.token:
                 return False  # a newer successor took this one's place
             if not registered:
-                registered = bool(rows.filter(args=row["args"]).update(args=self.token))
+                registered = bool(self._rows().filter(successor=row["successor"]).update(
+                    successor=self.token, updated_at=now))
                 continue
             if time.monotonic() >= deadline:
-                rows.filter(args=self.token).update(args="")
+                self._rows().filter(successor=self.token).update(successor="", updated_at=timezone.now())
                 return False
             time.sleep(0.05)
 
     def renew(self, state: dict[str, Any]) -> str:
         """The holder's heartbeat: "held", "handover" (a successor got the lease and `state`), or "lost"."""
-        rows, row = self._read()
-        if row is None or row["task"] != self.token:
+        row = self._read()
+        if row is None or row["holder"] != self.token:
             return "lost"
-        successor = row["args"] or ""
+        successor = row["successor"]
         if successor and successor != self.token:
-            handed = rows.filter(task=self.token, args=successor).update(
-                task=successor, args="", next_run=timezone.now() + self.ttl, kwargs=json.dumps(state))
+            now = timezone.now()
+            handed = self._rows().filter(holder=self.token, successor=successor).update(
+                holder=successor, successor="", expires_at=now + self.ttl, state=state, updated_at=now)
             if handed:
                 logger.debug("dispatcher %s handed the lease to %s", self.token, successor)
                 return "handover"
         if time.monotonic() - self._extended >= HEARTBEAT:
-            if not rows.filter(task=self.token).update(next_run=timezone.now() + self.ttl):
+            now = timezone.now()
+            if not self._rows().filter(holder=self.token).update(expires_at=now + self.ttl, updated_at=now):
                 return "lost"
             self._extended = time.monotonic()
         return "held"
 
     def release(self, state: dict[str, Any]) -> None:
         """Give the lease up (keeping `state` for the next holder); a waiting successor may take it at once."""
-        rows, _ = self._read()
-        rows.filter(task=self.token).update(task="", next_run=timezone.now(), kwargs=json.dumps(state))
+        now = timezone.now()
+        self._rows().filter(holder=self.token).update(holder="", expires_at=now, state=state, updated_at=now)
 
     def holder(self) -> str:
         """The current holder's token while the lease is live, else ""."""
-        _, row = self._read()
-        if not row or not row["task"] or row["next_run"] is None or row["next_run"] <= timezone.now():
+        row = self._read()
+        if not row or not row["holder"] or row["expires_at"] <= timezone.now():
             return ""
-        return row["task"]
+        return row["holder"]

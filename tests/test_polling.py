@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from overrides import polling, services, tasks
+from overrides.circuits import HostCircuits
 from overrides.models import DigestObservation, ModulePullOverride, ModuleSource
 from registry.errors import ErrorKind, RegistryError
 
@@ -209,11 +210,11 @@ def test_discovery_lists_modules_and_keeps_the_last_list_on_failure(registry_fac
     assert polling.discover_source(source.pk, only_if_due=True) is None  # claimed for three minutes
 
 
-# --- registry hosts -----------------------------------------------------------------------------------------------
+# --- registry hosts (overrides/circuits.py) ---------------------------------------------------------------------------
 
 
 def test_host_circuit_opens_on_host_failures_only_and_probes_once():
-    circuits = polling.HostCircuits()
+    circuits = HostCircuits()
     now = timezone.now()
     circuits.record("a:5000", RegistryError(ErrorKind.TAG_NOT_FOUND, "no tag", status=404), now)
     assert circuits.gate("a:5000", now) == "go"  # the host answered
@@ -226,14 +227,14 @@ def test_host_circuit_opens_on_host_failures_only_and_probes_once():
     assert circuits.gate("a:5000", later) == "wait"  # everyone else waits for the probe's answer
     circuits.record("a:5000", RegistryError(ErrorKind.CONNECTION_REFUSED, "refused"), later)
     assert circuits.hosts["a:5000"].open_until == later + timedelta(seconds=10)
-    restored = polling.HostCircuits.load(circuits.dump())
+    restored = HostCircuits.load(circuits.dump())
     assert restored.gate("a:5000", later) == "open"
     circuits.record("a:5000", None, later + timedelta(seconds=11))
     assert circuits.gate("a:5000", later + timedelta(seconds=11)) == "go"
 
 
 def test_retry_after_opens_the_host_until_then():
-    circuits = polling.HostCircuits()
+    circuits = HostCircuits()
     now = timezone.now()
     circuits.record("hub", RegistryError(ErrorKind.RATE_LIMITED, "slow down", 429, now + timedelta(minutes=2)), now)
     assert circuits.gate("hub", now + timedelta(seconds=119)) == "open"
@@ -261,23 +262,56 @@ def test_contended_bulk_claim_is_redone_row_by_row(pushed, actor, monkeypatch):
 # --- schedules ----------------------------------------------------------------------------------------------------
 
 
-def test_the_migration_registers_the_watchdog_and_the_lease_once():
+def _migration(name: str):
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
+
+    module = __import__(f"overrides.migrations.{name}", fromlist=["Migration"])
+    return module, MigrationExecutor(connection).loader.project_state(("overrides", name)).apps
+
+
+def test_the_migrations_register_the_watchdog_and_the_lease_once():
     from django_q.models import Schedule
 
+    from overrides.models import Lease
     from overrides.schedules import DISPATCHER_TASK, LEASE, WATCHDOG
 
-    Schedule.objects.filter(name__in=[WATCHDOG, LEASE]).delete()
-    migration = __import__("overrides.migrations.0002_poller_schedules", fromlist=["register"])
-    state_apps = MigrationExecutor(connection).loader.project_state(("overrides", "0002_poller_schedules")).apps
-    migration.register(state_apps, None)
-    migration.register(state_apps, None)  # and again (ensure_schedules after a flush): still one of each
+    Schedule.objects.filter(name=WATCHDOG).delete()
+    Lease.objects.all().delete()
+    # What 0002 used to make besides the watchdog: the lease as a never-firing Schedule row.
+    old, moved = _migration("0003_dispatcher_lease")
+    Schedule.objects.create(name=old.OLD_LEASE_SCHEDULE, func=DISPATCHER_TASK, schedule_type=Schedule.ONCE,
+                            repeats=0)
+    register, state_apps = _migration("0002_poller_schedules")
+    for _ in range(2):  # and again (ensure_schedules after a flush): still one of each
+        register.register(state_apps, None)
+        old.move_lease(moved, None)
+    assert not Schedule.objects.filter(name=old.OLD_LEASE_SCHEDULE).exists()  # only the real schedule is left
     [watchdog] = Schedule.objects.filter(name=WATCHDOG)
     assert (watchdog.func, watchdog.schedule_type, watchdog.minutes, watchdog.repeats) == (
         DISPATCHER_TASK, Schedule.MINUTES, 1, -1)
-    [lease] = Schedule.objects.filter(name=LEASE)
-    assert lease.repeats == 0  # django-q2's scheduler never fires it
+    [lease] = Lease.objects.all()
+    assert (lease.name, lease.holder, lease.successor, lease.state, lease.is_held) == (LEASE, "", "", {}, False)
+
+
+def test_the_lease_row_is_made_on_first_use_and_shown_read_only_in_the_admin(client, admin_user):
+    from django.urls import reverse
+
+    from overrides.models import Lease
+    from overrides.schedules import LEASE, DispatcherLease
+
+    Lease.objects.all().delete()
+    holder = DispatcherLease()
+    assert holder.acquire(wait_seconds=0, as_successor=False)
+    holder.release({"hosts": {}})
+    lease = Lease.objects.get(name=LEASE)
+    assert (lease.holder, lease.state) == ("", {"hosts": {}})
+    client.force_login(admin_user)
+    assert client.get(reverse("admin:overrides_lease_changelist")).status_code == 200
+    assert client.get(reverse("admin:overrides_lease_change", args=[lease.pk])).status_code == 200
+    assert client.post(reverse("admin:overrides_lease_change", args=[lease.pk]), {}).status_code == 403
+    assert client.post(reverse("admin:overrides_lease_delete", args=[lease.pk]), {"post": "yes"}).status_code == 403
+    assert Lease.objects.filter(name=LEASE).exists()
 
 
 @pytest.mark.django_db(transaction=True)  # django-q2's scheduler closes the connection: no test transaction
@@ -292,4 +326,4 @@ def test_the_scheduler_starts_a_dispatcher_from_the_watchdog():
     Schedule.objects.filter(name=WATCHDOG).update(next_run=timezone.now() - timedelta(seconds=1))
     OrmQ.objects.all().delete()
     scheduler(broker=get_broker())
-    assert [q.task["func"] for q in OrmQ.objects.all()] == [DISPATCHER_TASK]  # the lease row never fires
+    assert [q.task["func"] for q in OrmQ.objects.all()] == [DISPATCHER_TASK]

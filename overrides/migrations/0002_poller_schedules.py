@@ -1,21 +1,22 @@
-"""Register the poller's django-q2 rows: the dispatcher watchdog Schedule and the dispatcher lease.
+"""Register the poller's django-q2 watchdog Schedule (data only, no schema).
 
-Data only (no schema). See overrides/schedules.py for what the two rows are and why.
+See overrides/schedules.py for what it does and why. (This migration once also put the dispatcher lease in
+django-q2's Schedule table; the lease is now `overrides.Lease`, and 0003 removes that old row.)
 """
 
 from django.db import migrations
 
 
 def register(apps, schema_editor):
-    from overrides.schedules import ensure_schedules
+    from overrides.schedules import ensure_watchdog
 
-    ensure_schedules(apps.get_model("django_q", "Schedule"))
+    ensure_watchdog(apps.get_model("django_q", "Schedule"))
 
 
 def unregister(apps, schema_editor):
-    from overrides.schedules import LEASE, WATCHDOG
+    from overrides.schedules import WATCHDOG
 
-    apps.get_model("django_q", "Schedule").objects.filter(name__in=[WATCHDOG, LEASE]).delete()
+    apps.get_model("django_q", "Schedule").objects.filter(name=WATCHDOG).delete()
 
 
 class Migration(migrations.Migration):

@@ -1,6 +1,7 @@
-"""The portal's domain: sources, overrides, their history, the audit trail and API tokens."""
+"""The portal's domain: sources, overrides, their history, the audit trail, API tokens, and the poller's lease."""
 
 from .history import ChangeAction, ChangeContext, DigestObservation, DigestOrigin, ObjectChange
+from .leases import Lease
 from .pulloverrides import ModulePullOverride
 from .sources import BUILTIN_SOURCE, ModuleSource, Scheme
 from .sync import ClusterMirrored, SyncState
@@ -8,5 +9,5 @@ from .tokens import ApiToken, hash_token
 
 __all__ = [
     "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ClusterMirrored", "DigestObservation",
-    "DigestOrigin", "ModulePullOverride", "ModuleSource", "ObjectChange", "Scheme", "SyncState", "hash_token",
+    "DigestOrigin", "Lease", "ModulePullOverride", "ModuleSource", "ObjectChange", "Scheme", "SyncState", "hash_token",
 ]
