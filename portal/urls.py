@@ -16,6 +16,6 @@ urlpatterns = [
     path("api/v1/", include("overrides.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    re_path(r"^api/(?P<rest>.*)$", api_not_found),
+    re_path(r"^api/(?P<rest>[\s\S]*)\Z", api_not_found),  # any path, newlines included
     path("", include("overrides.urls")),
 ]
