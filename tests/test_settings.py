@@ -1,0 +1,73 @@
+"""Start-up behaviour: development defaults, production refusing to start without real keys, first admin."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
+
+BASE_DIR = Path(__file__).resolve().parents[1]
+
+
+def _check(tmp_path, **env):
+    """`manage.py check` in a fresh process with a fresh var/ directory and the given environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_") and k != "DATABASE_URL"}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
+        env={**clean, "PORTAL_VAR_DIR": str(tmp_path / "var"), **env},
+    )
+
+
+def test_development_defaults_generate_keys_once(tmp_path):
+    assert _check(tmp_path).returncode == 0
+    keys = {p.name: p.read_text() for p in (tmp_path / "var").glob("dev-*")}
+    assert set(keys) == {"dev-secret-key", "dev-encryption-key"}
+    assert oct((tmp_path / "var" / "dev-encryption-key").stat().st_mode & 0o777) == "0o600"
+    assert _check(tmp_path).returncode == 0
+    assert {p.name: p.read_text() for p in (tmp_path / "var").glob("dev-*")} == keys
+
+
+@pytest.mark.parametrize("missing", ["PORTAL_SECRET_KEY", "PORTAL_ENCRYPTION_KEYS"])
+def test_production_refuses_to_start_without_real_keys(tmp_path, missing):
+    env = {"PORTAL_PRODUCTION": "1", "PORTAL_SECRET_KEY": "x" * 50,
+           "PORTAL_ENCRYPTION_KEYS": Fernet.generate_key().decode()}
+    del env[missing]
+    result = _check(tmp_path, **env)
+    assert result.returncode != 0
+    assert f"{missing} must be set when PORTAL_PRODUCTION=1" in result.stderr
+    assert not list((tmp_path / "var").glob("dev-*"))
+
+
+def test_production_starts_with_keys(tmp_path):
+    result = _check(tmp_path, PORTAL_PRODUCTION="1", PORTAL_SECRET_KEY="x" * 50,
+                    PORTAL_ENCRYPTION_KEYS=f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.django_db
+def test_ensure_admin_creates_one_superuser_once(capsys, monkeypatch, django_user_model):
+    monkeypatch.delenv("PORTAL_ADMIN_PASSWORD", raising=False)
+    call_command("ensure_admin")
+    out = capsys.readouterr().out
+    password = out.split("password: ")[1].split()[0]
+    admin = django_user_model.objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password(password)
+    call_command("ensure_admin")
+    assert capsys.readouterr().out == "" and django_user_model.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_ensure_admin_takes_the_password_from_the_environment(capsys, monkeypatch, django_user_model):
+    monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", "from-the-env-123")
+    call_command("ensure_admin")
+    assert "from-the-env-123" not in capsys.readouterr().out
+    assert django_user_model.objects.get(username="admin").check_password("from-the-env-123")
+
+
+def test_request_id_is_echoed(client):
+    response = client.get("/login/", HTTP_X_REQUEST_ID="3f1c1c1e-8d0e-4a57-9a39-1f6f6b6f1d2a")
+    assert response["X-Request-ID"] == "3f1c1c1e-8d0e-4a57-9a39-1f6f6b6f1d2a"
+    assert len(client.get("/login/", HTTP_X_REQUEST_ID="not a uuid")["X-Request-ID"]) == 36
