@@ -105,6 +105,64 @@ def test_the_watchdog_takes_over_from_a_dead_holder(start_dispatcher):
     assert DispatcherLease().holder() == ""
 
 
+def _in_thread(call):
+    """Run `call` in a thread with its own database connection; `.result()` waits for it and returns its result."""
+    import threading
+
+    from django.db import connection
+
+    box = {}
+
+    def target():
+        try:
+            box["result"] = call()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.result = lambda: (thread.join(10), box.get("result"))[1]
+    return thread
+
+
+def test_the_lease_compare_and_swap_one_holder_handover_and_replaced_successor(monkeypatch):
+    import threading
+
+    from overrides.models import Lease
+
+    contenders = [DispatcherLease() for _ in range(6)]
+    all_read = threading.Barrier(len(contenders))
+    read = DispatcherLease._read
+
+    def read_then_wait(self):
+        row = read(self)
+        if self in contenders and not getattr(self, "raced", False):
+            self.raced = True
+            all_read.wait(10)  # every contender has seen the lease free before any of them tries to take it
+        return row
+
+    monkeypatch.setattr(DispatcherLease, "_read", read_then_wait)
+    racing = [_in_thread(lambda lease=lease: lease.acquire(wait_seconds=0, as_successor=False))
+              for lease in contenders]
+    assert sorted(t.result() for t in racing) == [False] * 5 + [True]  # a free lease goes to exactly one
+    [holder] = [lease for lease in contenders if DispatcherLease().holder() == lease.token]
+    assert holder.renew({"n": 1}) == "held"
+
+    first, second = DispatcherLease(), DispatcherLease()
+    waiting = _in_thread(lambda: first.acquire(wait_seconds=5, as_successor=True))
+    wait_for(lambda: Lease.objects.get().successor == first.token, what="the first successor")
+    replacing = _in_thread(lambda: second.acquire(wait_seconds=5, as_successor=True))
+    assert waiting.result() is False  # a newer successor took its place
+    wait_for(lambda: Lease.objects.get().successor == second.token, what="the second successor")
+    assert DispatcherLease().holder() == holder.token  # still the holder's until it hands over
+    assert holder.renew({"n": 2}) == "handover"
+    assert replacing.result() is True and second.state == {"n": 2}
+    assert DispatcherLease().holder() == second.token
+    assert holder.renew({"n": 3}) == "lost"
+    second.release({"n": 4})
+    assert DispatcherLease().holder() == "" and Lease.objects.get().state == {"n": 4}
+
+
 def test_a_lost_claim_is_due_again_one_interval_later(start_dispatcher, registry, actor):
     module = registry.unique("lost")
     registry.push(module, "main", "v1")
