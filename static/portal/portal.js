@@ -3,14 +3,51 @@
 (function () {
   "use strict";
 
-  /* Live regions: an element with data-refresh-url gets its content replaced every data-refresh-seconds,
-     while the tab is visible. Focus inside the region is kept on the "same" element after the swap. */
+  /* Live regions: an element with data-refresh-url gets its content refreshed every data-refresh-seconds,
+     while the tab is visible. Only what changed is replaced: an unchanged row keeps its elements, so a click,
+     a text selection or the focus in it survives the refresh. Focus inside a replaced part moves to the "same"
+     element of the new content. */
   function focusKey(el) {
     if (!el) return null;
     if (el.id) return "#" + CSS.escape(el.id);
     var row = el.closest("[data-key]");
     if (row && el.tagName === "A") return '[data-key="' + CSS.escape(row.dataset.key) + '"] a';
     return null;
+  }
+
+  /* Markup compared the way it renders: the page's first render and the fragment differ in indentation only. */
+  function squash(markup) {
+    return markup.replace(/\s+/g, " ").trim();
+  }
+
+  function hasLooseText(parent) {
+    return Array.prototype.some.call(parent.childNodes, function (node) {
+      return node.nodeType === Node.TEXT_NODE && node.data.trim() !== "";
+    });
+  }
+
+  function partKey(el) {
+    return el.tagName + "|" + (el.dataset.key || el.id || "");
+  }
+
+  /* Puts the fragment `html` into `region`; returns false when it renders the same as what is there. Parsed in
+     a copy of the region so a <tbody> fragment parses as rows and markup compares in the browser's spelling. */
+  function applyFragment(region, html) {
+    var fresh = region.cloneNode(false);
+    fresh.innerHTML = html;
+    if (squash(fresh.innerHTML) === squash(region.innerHTML)) return false;
+    var oldParts = region.children;
+    var newParts = Array.prototype.slice.call(fresh.children);
+    var sameShape = oldParts.length === newParts.length && !hasLooseText(region) && !hasLooseText(fresh) &&
+      newParts.every(function (part, i) { return partKey(part) === partKey(oldParts[i]); });
+    if (!sameShape) {  // rows came or went: replace everything
+      region.replaceChildren.apply(region, Array.prototype.slice.call(fresh.childNodes));
+      return true;
+    }
+    Array.prototype.slice.call(oldParts).forEach(function (part, i) {
+      if (squash(part.outerHTML) !== squash(newParts[i].outerHTML)) part.replaceWith(newParts[i]);
+    });
+    return true;
   }
 
   function startRefresh(region) {
@@ -20,7 +57,6 @@
     var stamp = document.querySelector("[data-refresh-time]");
     var busy = false;
     var stopped = false;
-    var last = null;
     if (note) note.hidden = false;
 
     function tick() {
@@ -40,11 +76,9 @@
         })
         .then(function (html) {
           if (html === null || html === undefined) return;
-          if (html !== last) {
-            var key = region.contains(document.activeElement) ? focusKey(document.activeElement) : null;
-            region.innerHTML = html;
-            last = html;
-            if (key) {
+          var key = region.contains(document.activeElement) ? focusKey(document.activeElement) : null;
+          if (applyFragment(region, html)) {
+            if (key && !region.contains(document.activeElement)) {
               var again = region.querySelector(key);
               if (again) again.focus();
             }
