@@ -72,6 +72,15 @@ def _flatten(snapshot, prefix: str = "") -> dict:
     return flat
 
 
+# Snapshot keys in the order the CR lists them: JSON columns do not keep key order on every database (jsonb sorts).
+_FIELD_ORDER = ["name", "source", "imageTag", "scanInterval", "rollback", "registry.repo", "registry.scheme",
+                "registry.dockerCfg", "registry.ca", "releaseChannel", "deleted"]
+
+
+def _ordered(keys) -> list[str]:
+    return sorted(keys, key=lambda k: (_FIELD_ORDER.index(k) if k in _FIELD_ORDER else len(_FIELD_ORDER), k))
+
+
 def _show(value) -> str:
     if value is True or value is False:
         return "true" if value else "false"
@@ -88,9 +97,9 @@ def change_summary(change) -> str:
     if change.action == "delete":
         return "deleted"
     if not before:
-        shown = {k: v for k, v in after.items() if k not in ("name", "deleted") and v not in ("", None)}
-        return format_html_join(", ", "{}: {}", ((k, _show(v)) for k, v in shown.items()))
-    changed = [(k, _show(before.get(k)), _show(after.get(k))) for k in sorted(set(before) | set(after))
+        shown = [k for k in _ordered(after) if k not in ("name", "deleted") and after[k] not in ("", None)]
+        return format_html_join(", ", "{}: {}", ((k, _show(after[k])) for k in shown))
+    changed = [(k, _show(before.get(k)), _show(after.get(k))) for k in _ordered(set(before) | set(after))
                if before.get(k) != after.get(k)]
     if not changed:
         return "no field changed"
