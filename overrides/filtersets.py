@@ -7,7 +7,10 @@ filter and sort the same way.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
 from overrides.models import (
@@ -28,6 +31,21 @@ OBJECT_TYPES = {
     "source": "modulesource",
     "modulesource": "modulesource",
 }
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 time, compared in UTC: any offset Python accepts (up to ±24h) is converted first, because
+    PostgreSQL refuses offsets beyond ±15:59 in a query; a time that leaves the calendar is a 400 in words."""
+
+    class field_class(django_filters.IsoDateTimeFilter.field_class):  # noqa: N801 (django-filter's hook name)
+        def to_python(self, value):
+            parsed = super().to_python(value)
+            if parsed is None or parsed.tzinfo is None:
+                return parsed
+            try:
+                return parsed.astimezone(UTC)
+            except OverflowError:
+                raise ValidationError(f'"{value}" is outside the calendar once converted to UTC.') from None
 
 
 def _search(queryset: QuerySet, fields: tuple[str, ...], value: str) -> QuerySet:
@@ -101,9 +119,9 @@ class DigestObservationFilterSet(django_filters.FilterSet):
         label="registry (the portal's own checks) or cluster (what the controller reported running).",
     )
     digest = django_filters.CharFilter(field_name="digest", label="Exact digest, e.g. sha256:….")
-    since = django_filters.IsoDateTimeFilter(field_name="observed_at", lookup_expr="gte",
+    since = UtcDateTimeFilter(field_name="observed_at", lookup_expr="gte",
                                              label="Observed at or after this ISO 8601 time.")
-    until = django_filters.IsoDateTimeFilter(field_name="observed_at", lookup_expr="lt",
+    until = UtcDateTimeFilter(field_name="observed_at", lookup_expr="lt",
                                              label="Observed before this ISO 8601 time.")
     ordering = django_filters.OrderingFilter(
         fields=(("observed_at", "observedAt"),), label="observedAt or -observedAt (default: newest first)."
@@ -129,9 +147,9 @@ class ObjectChangeFilterSet(django_filters.FilterSet):
         label="Where the change came from: web, api, admin, scheduler, cluster or cli (repeatable).",
     )
     requestId = django_filters.UUIDFilter(field_name="request_id", label="X-Request-ID of the request.")  # noqa: N815
-    since = django_filters.IsoDateTimeFilter(field_name="time", lookup_expr="gte",
+    since = UtcDateTimeFilter(field_name="time", lookup_expr="gte",
                                              label="At or after this ISO 8601 time.")
-    until = django_filters.IsoDateTimeFilter(field_name="time", lookup_expr="lt", label="Before this ISO 8601 time.")
+    until = UtcDateTimeFilter(field_name="time", lookup_expr="lt", label="Before this ISO 8601 time.")
     search = django_filters.CharFilter(method="filter_search", label="Text in the object name, user or message.")
     ordering = django_filters.OrderingFilter(fields=(("time", "time"),),
                                              label="time or -time (default: newest first).")

@@ -7,6 +7,7 @@ design.md) and enqueues the follow-up work after commit. Keyword-only, typed, na
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -21,6 +22,7 @@ from overrides.validators import DEFAULT_SCAN_INTERVAL
 
 OVERRIDE_FIELDS = ("source", "image_tag", "scan_interval", "rollback")
 SOURCE_FIELDS = ("repo", "scheme", "docker_cfg", "ca", "release_channel")
+APPLY_TASK_GRACE = timedelta(seconds=30)
 SYNC_OFF_MESSAGE = "Cluster sync is off: no cluster is configured (set KUBECONFIG), or PORTAL_CLUSTER=off."
 
 
@@ -31,7 +33,9 @@ def mark_desired_state_changed(obj) -> None:
     if cluster_enabled():
         obj.sync_state = SyncState.PENDING
         obj.sync_message = "Waiting to be applied to the cluster."
-        obj.next_sync_at = timezone.now()
+        # The apply task enqueued after commit applies it at once; the dispatcher's sweep takes the row only if
+        # that task is lost (a worker crash), so one change is not applied twice.
+        obj.next_sync_at = timezone.now() + APPLY_TASK_GRACE
     else:
         obj.sync_state = SyncState.OFF
         obj.sync_message = SYNC_OFF_MESSAGE

@@ -309,11 +309,14 @@ def test_a_change_during_the_apply_stays_pending(cluster_settings, actor, make_o
 
 def test_due_rows_are_claimed_once(cluster_settings, make_override):
     override = make_override()
-    claims = sync.due_applies()
+    # The apply task enqueued after commit owns a fresh change; the sweep takes it only once that task is lost.
+    assert sync.due_applies() == []
+    lost = timezone.now() + services.APPLY_TASK_GRACE + timedelta(seconds=1)
+    claims = sync.due_applies(now=lost)
     assert [(c.model, c.task) for c in claims] == [("source", "overrides.tasks.apply_source"),
                                                     ("override", "overrides.tasks.apply_override")]
-    assert sync.due_applies() == []  # claimed: leased to the first caller
-    later = timezone.now() + sync.CLAIM_LEASE + timedelta(seconds=1)
+    assert sync.due_applies(now=lost) == []  # claimed: leased to the first caller
+    later = lost + sync.CLAIM_LEASE + timedelta(seconds=1)
     assert len(sync.due_applies(now=later)) == 2  # a claim whose worker died expires
     assert sync.apply_override(override.pk).result == "synced"
 
