@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 APT_PACKAGES := docker-registry apache2-utils skopeo chromium chromium-driver
 
-.PHONY: run test venv test-deps system-deps lint bench clean
+.PHONY: run test test-postgres venv test-deps system-deps lint bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ test-deps: $(VENV)/.test-installed system-deps
 ## test: everything the tests need, then pytest (the tests start their own registries, API emulator and browser)
 test: test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-postgres: the same suite on a throwaway PostgreSQL server (Debian's postgresql package)
+test-postgres: test-deps
+	@dpkg -s postgresql >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }
+	tests/scripts/with-postgres $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: test-deps
 	$(VENV)/bin/ruff check .
