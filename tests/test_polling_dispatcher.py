@@ -253,6 +253,9 @@ def test_cluster_loops_are_dispatched_only_when_sync_is_on(start_dispatcher, clu
     source = make_source(name="dev", repo="registry.example.com/deckhouse/modules")
     override = services.override_create(actor=actor, name="echo", source=source, image_tag="main")
     OrmQ.objects.all().delete()  # forget what the services enqueued: the dispatcher's sweep must find the rows
+    lost = timezone.now() - timedelta(seconds=1)  # ... once the after-commit apply tasks' grace has passed
+    ModulePullOverride.objects.filter(pk=override.pk).update(next_sync_at=lost)
+    ModuleSource.objects.filter(pk=source.pk).update(next_sync_at=lost)
     ModulePullOverride.objects.filter(pk=override.pk).update(next_check_at=timezone.now() + timedelta(hours=1))
     ModuleSource.objects.filter(pk=source.pk).update(next_discovery_at=timezone.now() + timedelta(hours=1))
     ensure_schedules()
