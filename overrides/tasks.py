@@ -9,7 +9,7 @@ from django_q.tasks import async_task
 
 
 def _enqueue_after_commit(func: str, *args, group: str) -> None:
-    transaction.on_commit(lambda: async_task(func, *args, group=group, q_options={"task_name": None}))
+    transaction.on_commit(lambda: async_task(func, *args, group=group))
 
 
 def enqueue_apply(obj) -> None:
