@@ -1,6 +1,6 @@
 """Digest polling under the real qcluster: throughput, lateness, CPU, and detection latency by polling and webhook.
 
-    .venv/bin/python bench/poller.py [--sizes 100 1000 3000] [--seconds 60] [--mode pool|tasks] [--workers 4]
+    .venv/bin/python bench/poller.py [--sizes 100 1000 3000] [--seconds 60] [--workers 4]
 
 For each size N it starts, on a fresh SQLite database in a temporary directory:
 - registry A (Debian's docker-registry) holding N modules, each with tag `main`, polled by N overrides at 15 s;
@@ -17,7 +17,7 @@ few seconds, and measures:
 - detection latency: from the end of a push to the `observed_at` of the new DigestObservation, p95, by polling
   (registry A) and by webhook (registry B).
 Goals on a 2-core machine: 1000 overrides with p99 lateness <= 1.5 s; detection p95 <= 15 s + 1.5 s by polling
-and <= 1 s by webhook. `--mode tasks` runs one django-q2 task per check instead of the in-worker pool, for comparison.
+and <= 1 s by webhook.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def reset_database() -> None:
     from django_q.models import OrmQ, Task
 
     from overrides.models import DigestObservation, Lease, ModulePullOverride, ModuleSource, ObjectChange
-    from overrides.schedules import LEASE, ensure_schedules
+    from overrides.polling.schedules import LEASE, ensure_schedules
 
     DigestObservation.objects.all().delete()
     ModulePullOverride.all_objects.all().delete()
@@ -214,7 +214,7 @@ def run_size(n: int, seconds: float, args, env, workdir, reg_a, reg_b, digests_a
     from django_q.tasks import async_task
 
     from overrides.models import ModulePullOverride, ModuleSource, SyncState
-    from overrides.schedules import DISPATCHER_TASK
+    from overrides.polling.schedules import DISPATCHER_TASK
 
     reset_database()
     far = datetime.now(UTC) + timedelta(days=1)
@@ -227,7 +227,7 @@ def run_size(n: int, seconds: float, args, env, workdir, reg_a, reg_b, digests_a
     pks_b = create_overrides(source_b, digests_b, "1h")
     by_name_b = dict(zip(sorted(digests_b), pks_b, strict=True))
 
-    qenv = {**env, "PORTAL_Q_WORKERS": str(args.workers), "PORTAL_POLL_MODE": args.mode}
+    qenv = {**env, "PORTAL_Q_WORKERS": str(args.workers)}
     cluster = start_process([sys.executable, "manage.py", "qcluster"], qenv, f"{workdir}/qcluster-{n}.log")
     time.sleep(3)  # django setup and worker spawn
     async_task(DISPATCHER_TASK, group="dispatcher")  # instead of waiting up to 30 s for the watchdog's first pass
@@ -282,11 +282,11 @@ def run_size(n: int, seconds: float, args, env, workdir, reg_a, reg_b, digests_a
     }
 
 
-def report(r: dict, mode: str, workers: int) -> None:
+def report(r: dict, workers: int) -> None:
     late, gaps = r["lateness"], r["gaps"]
     within = sum(1 for g in gaps if abs(g - INTERVAL) <= 1.5) / len(gaps) * 100 if gaps else float("nan")
     cpu_q, cpu_reg, cpu_web = r["cpu"]
-    print(f"\n== {r['n']} overrides @ {INTERVAL:g}s, mode={mode}, qcluster workers={workers}, "
+    print(f"\n== {r['n']} overrides @ {INTERVAL:g}s, qcluster workers={workers}, "
           f"window {r['window']:.1f}s")
     print(f"  checks/s:    {r['rate']:.1f} achieved vs {r['required']:.1f} required "
           f"({r['checks']} checks; {max(r['expected'] - r['checks'], 0)} of {r['expected']} due slots missed)")
@@ -308,7 +308,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 3000])
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--mode", choices=["pool", "tasks"], default="pool")
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
 
@@ -330,7 +329,7 @@ def main() -> None:
         print(f"seeded {len(digests_a)} + {len(digests_b)} images in {time.time() - started:.0f}s; "
               f"{os.cpu_count()} CPUs; logs in {workdir}")
         for n in args.sizes:
-            report(run_size(n, args.seconds, args, env, workdir, reg_a, reg_b, digests_a, digests_b), args.mode,
+            report(run_size(n, args.seconds, args, env, workdir, reg_a, reg_b, digests_a, digests_b),
                    args.workers)
     finally:
         stop_process(args.web)

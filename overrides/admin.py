@@ -253,7 +253,7 @@ class ObjectChangeAdmin(ReadOnlyAdmin):
 
 @admin.register(Lease)
 class LeaseAdmin(ReadOnlyAdmin):
-    """Who holds the dispatcher lease, for diagnosis; only the dispatchers change it (see overrides.schedules)."""
+    """Who holds the dispatcher lease, for diagnosis; only the dispatchers change it (see overrides.polling)."""
 
     list_display = ("name", "holder", "expires_at", "successor", "updated_at")
 

@@ -14,9 +14,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from overrides import tasks
+from overrides import enqueue
 from overrides.audit import Actor, record_change, snapshot
-from overrides.cluster_state import cluster_enabled
+from overrides.cluster.state import cluster_enabled
 from overrides.models import ChangeAction, ModulePullOverride, ModuleSource, SyncState
 from overrides.validators import DEFAULT_SCAN_INTERVAL
 
@@ -44,7 +44,7 @@ def mark_desired_state_changed(obj) -> None:
 
 def _after_commit_apply(obj) -> None:
     if obj.sync_state == SyncState.PENDING:
-        tasks.enqueue_apply(obj)
+        enqueue.enqueue_apply(obj)
 
 
 def _full_clean(obj, exclude: list[str] | None = None) -> None:
@@ -92,7 +92,7 @@ def source_create(
     record_change(actor=actor, action=ChangeAction.CREATE, obj=source, before=None, after=snapshot(source),
                   message=message)
     _after_commit_apply(source)
-    tasks.enqueue_discovery(source.pk)
+    enqueue.enqueue_discovery(source.pk)
     return source
 
 
@@ -115,7 +115,7 @@ def source_update(*, actor: Actor, source: ModuleSource, message: str = "", **ch
         return source
     if source.repo != old_repo:
         source.next_discovery_at = timezone.now()
-        tasks.enqueue_discovery(source.pk)
+        enqueue.enqueue_discovery(source.pk)
     mark_desired_state_changed(source)
     source.save()
     after = snapshot(source)
@@ -199,7 +199,7 @@ def override_create(
     record_change(actor=actor, action=ChangeAction.CREATE, obj=override, before=None, after=snapshot(override),
                   message=message)
     _after_commit_apply(override)
-    tasks.enqueue_check(override.pk)
+    enqueue.enqueue_check(override.pk)
     return override
 
 
@@ -234,7 +234,7 @@ def override_update(
     if (override.source_id, override.image_tag) != old_ref:
         check_module_offered(override.name, override.source)
         _reset_registry_view(override)
-        tasks.enqueue_check(override.pk)
+        enqueue.enqueue_check(override.pk)
     elif before["scanInterval"] != after["scanInterval"]:
         override.next_check_at = timezone.now()
     mark_desired_state_changed(override)
@@ -316,5 +316,5 @@ def override_renew(
     record_change(actor=actor, action=ChangeAction.RENEW, obj=override, before=before, after=after,
                   message=message, force=True)
     _after_commit_apply(override)
-    tasks.enqueue_check(override.pk)
+    enqueue.enqueue_check(override.pk)
     return override

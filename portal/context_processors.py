@@ -4,6 +4,6 @@ from django.conf import settings
 
 
 def portal(request):
-    from overrides.cluster_state import cluster_mode
+    from overrides.cluster.state import cluster_mode
 
     return {"cluster_mode": cluster_mode(), "portal_debug": settings.DEBUG}

@@ -12,7 +12,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # REST API: v1 for pipelines, its OpenAPI schema and Swagger UI (served from the portal, no CDN).
-    path("api/v1/webhooks/", include("overrides.webhooks")),  # registry push notifications (before the API catch-all)
+    path("api/v1/webhooks/", include("overrides.polling.webhooks")),  # registry pushes, before the API catch-all
     path("api/v1/", include("overrides.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

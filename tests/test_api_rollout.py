@@ -1,8 +1,8 @@
 """GET /api/v1/overrides/{name}/rollout/: the pipeline's wait for a digest, against the real path.
 
 A real registry (`registry`), the API-server emulator and the simulated Deckhouse controller; the portal's
-own apply (`overrides.sync`), registry check (`overrides.polling`) and read-back run in a background loop, as
-the dispatcher would run them, while the test waits through the API.
+own apply (`overrides.cluster.sync`), registry check (`overrides.polling.checks`) and read-back run in a
+background loop, as the dispatcher would run them, while the test waits through the API.
 """
 # ruff: noqa: F403, F405 - fixtures and helpers come from tests/test_api_support.py
 
@@ -14,10 +14,12 @@ from contextlib import contextmanager
 import pytest
 from django.db import connection
 
-from overrides import polling, services, sync
+from overrides import services
 from overrides.api import rollout
 from overrides.audit import Actor
+from overrides.cluster import sync
 from overrides.models import ModulePullOverride, ModuleSource
+from overrides.polling import checks as polling
 from tests.test_api_support import *
 
 OTHER_DIGEST = "sha256:" + "0" * 64

@@ -12,8 +12,9 @@ import pytest
 import yaml
 from django.utils import timezone
 
-from overrides import cluster, sync
-from overrides.cluster import ClusterError
+from overrides.cluster import client as cluster
+from overrides.cluster import sync
+from overrides.cluster.client import ClusterError
 from overrides.models import ModulePullOverride, ModuleSource
 from tests.fixtures.core import docker_cfg_for
 from tests.kube.schema import crd_dir, to_json_schema

@@ -9,7 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from overrides import services, sync
+from overrides import services
+from overrides.cluster import sync
+from overrides.cluster.readback import normalize_source_modules
 from overrides.models import (
     ChangeAction,
     ChangeContext,
@@ -20,7 +22,6 @@ from overrides.models import (
     ObjectChange,
     SyncState,
 )
-from overrides.readback import normalize_source_modules
 from tests.fixtures.core import docker_cfg_for
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from overrides import services, sync
+from overrides import services
+from overrides.cluster import sync
 from overrides.models import ChangeAction, ModulePullOverride, ModuleSource, ObjectChange, SyncState
 from tests.fixtures.core import docker_cfg_for
 

@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from overrides import polling, services, tasks
-from overrides.circuits import HostCircuits
+from overrides import services, tasks
 from overrides.models import DigestObservation, ModulePullOverride, ModuleSource
+from overrides.polling import checks as polling
+from overrides.polling.circuits import HostCircuits
 from registry.errors import ErrorKind, RegistryError
 
 pytestmark = pytest.mark.django_db
@@ -274,7 +275,7 @@ def test_the_migrations_register_the_watchdog_and_the_lease_once():
     from django_q.models import Schedule
 
     from overrides.models import Lease
-    from overrides.schedules import DISPATCHER_TASK, LEASE, WATCHDOG
+    from overrides.polling.schedules import DISPATCHER_TASK, LEASE, WATCHDOG
 
     Schedule.objects.filter(name=WATCHDOG).delete()
     Lease.objects.all().delete()
@@ -298,7 +299,7 @@ def test_the_lease_row_is_made_on_first_use_and_shown_read_only_in_the_admin(cli
     from django.urls import reverse
 
     from overrides.models import Lease
-    from overrides.schedules import LEASE, DispatcherLease
+    from overrides.polling.schedules import LEASE, DispatcherLease
 
     Lease.objects.all().delete()
     holder = DispatcherLease()
@@ -320,7 +321,7 @@ def test_the_scheduler_starts_a_dispatcher_from_the_watchdog():
     from django_q.models import OrmQ, Schedule
     from django_q.scheduler import scheduler
 
-    from overrides.schedules import DISPATCHER_TASK, WATCHDOG, ensure_schedules
+    from overrides.polling.schedules import DISPATCHER_TASK, WATCHDOG, ensure_schedules
 
     ensure_schedules()
     Schedule.objects.filter(name=WATCHDOG).update(next_run=timezone.now() - timedelta(seconds=1))

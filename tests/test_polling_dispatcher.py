@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from overrides import polling, services
+from overrides import services
 from overrides.models import DigestObservation, ModulePullOverride, ModuleSource
-from overrides.schedules import DispatcherLease, ensure_schedules
+from overrides.polling import checks as polling
+from overrides.polling.schedules import DispatcherLease, ensure_schedules
 from tests.fixtures.jobs import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

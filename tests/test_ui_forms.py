@@ -197,7 +197,7 @@ def test_source_delete_refused_while_used_and_builtin_read_only(admin_client, ma
 def test_check_now_enqueues_discovery(admin_client, make_source, monkeypatch, django_capture_on_commit_callbacks):
     source = make_source()
     queued = []
-    monkeypatch.setattr("overrides.tasks.async_task", lambda func, *args, **kw: queued.append((func, args)))
+    monkeypatch.setattr("overrides.enqueue.async_task", lambda func, *args, **kw: queued.append((func, args)))
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post("/sources/test/discover/")
     assert response.status_code == 302

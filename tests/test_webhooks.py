@@ -5,8 +5,9 @@ import json
 import pytest
 from django.utils import timezone
 
-from overrides import polling, services
+from overrides import services
 from overrides.models import DigestObservation, ModulePullOverride
+from overrides.polling import checks as polling
 from tests.fixtures.jobs import wait_for
 
 URL = "/api/v1/webhooks/registry/"

@@ -8,13 +8,13 @@ from django.db import migrations
 
 
 def register(apps, schema_editor):
-    from overrides.schedules import ensure_watchdog
+    from overrides.polling.schedules import ensure_watchdog
 
     ensure_watchdog(apps.get_model("django_q", "Schedule"))
 
 
 def unregister(apps, schema_editor):
-    from overrides.schedules import WATCHDOG
+    from overrides.polling.schedules import WATCHDOG
 
     apps.get_model("django_q", "Schedule").objects.filter(name=WATCHDOG).delete()
 

@@ -1,6 +1,6 @@
 """Named leases: "only one process does this at a time", held by a token until an expiry.
 
-A row is changed only by compare-and-swap `UPDATE`s (see `overrides.schedules.DispatcherLease`), never by `save()`
+A row is changed only by compare-and-swap `UPDATE`s (see `DispatcherLease` in overrides.polling), never by `save()`
 on a row read earlier, so `updated_at` is set explicitly by those updates rather than by `auto_now`.
 """
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from overrides import services
-from overrides.cluster_state import cluster_enabled
+from overrides.cluster.state import cluster_enabled
 from overrides.forms import OverrideForm, apply_service_errors
 from overrides.models import DigestObservation, DigestOrigin, ModulePullOverride, ModuleSource, ObjectChange
 from overrides.presentation import digest_timeline, override_status
@@ -47,7 +47,7 @@ def _served_mpo_version() -> tuple[str, str]:
     """(version, where it comes from) for showing the CR: the cluster's served version (discovery, cached by the
     cluster module), else v1alpha1. A page never waits on an unreachable cluster twice within 30 s."""
     global _version_failure
-    from overrides import cluster
+    from overrides.cluster import client as cluster
 
     if not cluster_enabled():
         return DEFAULT_MPO_VERSION, "cluster sync is off: shown as v1alpha1, the version of the seed"
@@ -67,7 +67,7 @@ def _served_mpo_version() -> tuple[str, str]:
 def applied_manifest(override: ModulePullOverride) -> tuple[str, str]:
     """The custom resource the portal applies for this override, as YAML (from the cluster module's builder, the
     one mapping of a row to its CR), and where its API version comes from."""
-    from overrides import cluster
+    from overrides.cluster import client as cluster
 
     version, origin = _served_mpo_version()
     body = cluster.override_body(override, version)

@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from overrides import services, tasks
+from overrides import enqueue, services
 from overrides.forms import SourceForm, apply_service_errors
 from overrides.models import ModulePullOverride, ModuleSource
 
@@ -131,7 +131,7 @@ def source_delete(request: HttpRequest, name: str) -> HttpResponse:
 def source_discover(request: HttpRequest, name: str) -> HttpResponse:
     """"Check now": list the repository's tags (the modules) in the background; the page shows the result."""
     source = get_object_or_404(ModuleSource.objects, name=name)
-    tasks.enqueue_discovery(source.pk)
+    enqueue.enqueue_discovery(source.pk)
     messages.success(request, f'Discovery of the modules of "{source.name}" queued; reload this page in a moment.')
     return redirect("ui:source", name=source.name)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from overrides.readback import read_back
+from overrides.cluster.readback import read_back
 
 
 class Command(BaseCommand):

@@ -34,10 +34,10 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from overrides import polling
 from overrides.models import ModulePullOverride
+from overrides.polling import checks as polling
 
-logger = logging.getLogger("overrides.webhooks")
+logger = logging.getLogger("overrides.polling.webhooks")
 
 MAX_BODY = 1024 * 1024  # distribution batches events; a body this large is not a notification
 MAX_PUSHES = 1000

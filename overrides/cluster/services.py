@@ -1,6 +1,6 @@
 """The service layer for changes that come from the cluster: imports, take-overs and deletions seen there.
 
-The read-back (`overrides.readback`) calls these; they are the cluster-context twins of `overrides.services`:
+The read-back (`overrides.cluster.readback`) calls these; they are the cluster-context twins of `overrides.services`:
 each locks the row, re-checks that the portal has no change of its own pending (a pending portal change wins:
 the apply will write it), saves, and writes its audit row with the `cluster` actor, in one transaction. They
 never refuse what the cluster holds (no validation): the read-back hands them sane values (`OverrideSpec`,

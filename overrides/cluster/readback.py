@@ -10,7 +10,7 @@
   change of its own pending, the portal's change wins. A synced row whose CR is gone is marked deleted.
 - Rows applied after the listing started are left alone this round, so a listing older than an apply is never
   mistaken for drift or for a deletion.
-The writes with an audit row go through `overrides.cluster_services`.
+The writes with an audit row go through `overrides.cluster.services`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from overrides import cluster, cluster_services
-from overrides.cluster import MPO, MS, ClusterError
-from overrides.cluster_services import ClusterIdentity, OverrideSpec, SourceSpec
-from overrides.cluster_state import cluster_enabled
+from overrides.cluster import client as cluster
+from overrides.cluster import services as cluster_services
+from overrides.cluster.client import MPO, MS, ClusterError
+from overrides.cluster.services import ClusterIdentity, OverrideSpec, SourceSpec
+from overrides.cluster.state import cluster_enabled
 from overrides.models import (
     BUILTIN_SOURCE,
     DigestObservation,
@@ -38,7 +39,7 @@ from overrides.models import (
 )
 from overrides.validators import DEFAULT_SCAN_INTERVAL, MODULE_NAME_MAX, parse_scan_interval
 
-logger = logging.getLogger("overrides.readback")
+logger = logging.getLogger("overrides.cluster.readback")
 
 
 @dataclass

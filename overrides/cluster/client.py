@@ -4,7 +4,7 @@
   default), else the in-cluster service account, else off (`cluster_state.cluster_mode()`). One `ApiClient` per
   configuration, cached and thread-safe, rebuilt when the settings (or the kubeconfig file) change.
 - Every request is bounded by `settings.PORTAL_CLUSTER_TIMEOUT` and retried at most once, on a failed connect:
-  the caller's backoff is the retry policy (see `overrides.sync`).
+  the caller's backoff is the retry policy (see `overrides.cluster.sync`).
 - API versions come from discovery (`GET /apis/deckhouse.io` and the version's resource list): ModulePullOverride
   v1alpha1 where the cluster serves it (the seed's version, with `spec.source`), else v1alpha2; the setting
   `PORTAL_MPO_API_VERSION` pins it. Discovery is cached for `DISCOVERY_TTL` seconds and dropped on a 404 for a
@@ -30,7 +30,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from overrides.cluster_state import cluster_mode
+from overrides.cluster.state import cluster_mode
 
 logger = logging.getLogger("overrides.cluster")
 

@@ -2,7 +2,7 @@
 
 Once a host times out, refuses connections, rate-limits or answers 5xx, the dispatcher's checks of its other
 overrides wait for the host's retry time (and are deferred with the reason shown) instead of each waiting for its
-own timeout; one probe then tries the host again. Per-override backoff is `overrides.polling`'s.
+own timeout; one probe then tries the host again. Per-override backoff is `overrides.polling.checks`'s.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from overrides.models import ModuleSource
-from overrides.polling import BACKOFF_CAP, RETRY_AFTER_CAP
+from overrides.polling.checks import BACKOFF_CAP, RETRY_AFTER_CAP
 from registry.auth import registry_host
 from registry.errors import ErrorKind, RegistryError
 
-logger = logging.getLogger("overrides.circuits")
+logger = logging.getLogger("overrides.polling.circuits")
 
 HOST_BACKOFF_BASE = timedelta(seconds=5)
 # Failures that say the host itself is unwell (rather than this tag, repository or credential).

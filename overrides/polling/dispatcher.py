@@ -1,18 +1,18 @@
 """The dispatcher: one long-running django-q2 task that starts every piece of periodic work on time.
 
 django-q2 fires Schedules only about every 30 s, too coarse for 15 s (or 5 s) scan intervals. So a dispatcher
-task holds the lease (`overrides.schedules.DispatcherLease`, a row of our `Lease` table) and, for about `RUN_FOR`
-seconds, repeatedly:
+task holds the lease (`overrides.polling.schedules.DispatcherLease`, a row of our `Lease` table) and, for
+about `RUN_FOR` seconds, repeatedly:
 
 - claims the overrides due within the next `HORIZON` (compare-and-swap on `next_check_at`, see
   `overrides.polling.claim_checks`), keeps them in a heap and starts each check at its due time in a bounded
   thread pool inside this worker (`THREADS` threads, at most `HOST_CAP` at once per registry host; a failing host
-  makes its overrides wait, see `overrides.circuits`); results are written back by this thread in small
-  transactions. Measured with bench/poller.py on 2 cores and SQLite: a django-q2 task per check (mode "tasks",
-  kept for comparison) used 1.4 cores at 1000 overrides / 15 s, checks 3.5 s late (p50; p99 5.1 s); the pool
+  makes its overrides wait, see `overrides.polling.circuits`); results are written back by this thread in small
+  transactions. Measured with bench/poller.py on 2 cores and SQLite: a django-q2 task per check (an earlier
+  design) used 1.4 cores at 1000 overrides / 15 s, checks 3.5 s late (p50; p99 5.1 s); the pool
   kept p99 under 20 ms at 3000 overrides with a third of a core;
 - claims sources due for module discovery (every 3 minutes) and lists their modules in the same pool;
-- when cluster sync is on: claims rows due for an apply (`overrides.sync.due_applies`) and enqueues
+- when cluster sync is on: claims rows due for an apply (`overrides.cluster.sync.due_applies`) and enqueues
   `overrides.tasks.apply_override/apply_source` for each; enqueues `overrides.tasks.read_back_cluster` every
   `READ_BACK_EVERY`.
 
@@ -39,14 +39,14 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from overrides import polling
-from overrides.circuits import HostCircuits, HostState, host_of
-from overrides.cluster_state import cluster_enabled
+from overrides.cluster.state import cluster_enabled
 from overrides.models import ModuleSource
-from overrides.schedules import DISPATCHER_TASK, DispatcherLease
+from overrides.polling import checks as polling
+from overrides.polling.circuits import HostCircuits, HostState, host_of
+from overrides.polling.schedules import DISPATCHER_TASK, DispatcherLease
 from registry.errors import DigestLookup, ErrorKind, ModuleListing, RegistryError
 
-logger = logging.getLogger("overrides.dispatcher")
+logger = logging.getLogger("overrides.polling.dispatcher")
 
 RUN_FOR = 20.0  # seconds of claiming before the successor is enqueued
 MAX_RUN = 45.0  # never claim longer than this (the drain that follows is bounded by registry timeouts)
@@ -111,10 +111,10 @@ class Dispatcher:
 
     def __init__(self, *, lease: DispatcherLease | None, successor: bool = False, run_for: float | None = RUN_FOR,
                  max_run: float = MAX_RUN, tick: float = TICK, horizon: float = HORIZON, threads: int = THREADS,
-                 host_cap: int = HOST_CAP, mode: str = "pool") -> None:
+                 host_cap: int = HOST_CAP) -> None:
         self.lease, self.successor = lease, successor
         self.run_for, self.max_run, self.tick, self.horizon = run_for, max_run, tick, horizon
-        self.threads, self.host_cap, self.mode = threads, host_cap, mode
+        self.threads, self.host_cap = threads, host_cap
         self.report = DispatchReport()
         self.circuits = HostCircuits()
         self._heap: list[tuple[float, int, _Work]] = []
@@ -130,7 +130,6 @@ class Dispatcher:
         self._sources_loaded = 0.0
         self._read_back_at: datetime | None = None
         self._read_back_task: tuple[str, datetime] | None = None
-        self._sync_missing = False
 
     # --- the loop --------------------------------------------------------------------------------------------
 
@@ -255,18 +254,13 @@ class Dispatcher:
                 heapq.heappush(self._heap, (work.at, next(self._seq), work))
 
     def _cluster_work(self) -> None:
-        """Applies and the read-back: the cluster loops of `overrides.sync`, started from here."""
+        """Applies and the read-back: the cluster loops of `overrides.cluster.sync`, started from here."""
         if not cluster_enabled():
             return
         from django_q.tasks import async_task
 
-        try:
-            from overrides import sync
-        except ImportError:
-            if not self._sync_missing:
-                logger.warning("cluster sync is on but overrides.sync cannot be imported; applies not dispatched")
-            self._sync_missing = True
-            return
+        from overrides.cluster import sync
+
         for claim in sync.due_applies(timezone.now()):
             async_task(claim.task, claim.pk, group="apply", q_options={"task_name": f"apply {claim.model}"})
             self.report.applies += 1
@@ -276,8 +270,6 @@ class Dispatcher:
         from django_q.models import Task
         from django_q.tasks import async_task
 
-        from overrides import tasks
-
         now = timezone.now()
         if self._read_back_at is not None and now < self._read_back_at:
             return
@@ -285,8 +277,6 @@ class Dispatcher:
             task_id, enqueued = self._read_back_task
             if now - enqueued < READ_BACK_STALE and not Task.objects.filter(id=task_id).exists():
                 return  # the previous read-back still runs: a second one would only repeat it
-        if not hasattr(tasks, "read_back_cluster"):
-            return
         task_id = async_task("overrides.tasks.read_back_cluster", group="read-back",
                              q_options={"task_name": "read back cluster"})
         self._read_back_task = (str(task_id), now) if task_id else None
@@ -300,10 +290,7 @@ class Dispatcher:
         now_ts = time.time()
         while self._heap and self._heap[0][0] <= now_ts:
             work = heapq.heappop(self._heap)[2]
-            if self.mode == "tasks" and work.kind == "check":
-                self._enqueue_check(work)
-            else:
-                self._ready.setdefault(work.host, deque()).append(work)
+            self._ready.setdefault(work.host, deque()).append(work)
         now = timezone.now()
         for host in list(self._ready):
             queue = self._ready[host]
@@ -326,13 +313,6 @@ class Dispatcher:
                 pool.submit(_perform, work, source, self._done)
             if not queue:
                 del self._ready[host]
-
-    def _enqueue_check(self, work: _Work) -> None:
-        from django_q.tasks import async_task
-
-        async_task("overrides.tasks.check_claimed", work.claim.pk, work.claim.until.isoformat(), group="check",
-                   q_options={"task_name": f"check {work.claim.name}"})
-        self.report.checks += 1
 
     def _defer(self, works: list[_Work], state: HostState) -> None:
         now = timezone.now()
@@ -409,7 +389,6 @@ def _perform(work: _Work, source: ModuleSource, done: SimpleQueue) -> None:
 
 def run_dispatcher(successor: bool = False, **options: Any) -> dict[str, Any]:
     """The django-q2 task: one dispatcher run under the lease (see the module docstring)."""
-    mode = options.pop("mode", None) or _tunable("PORTAL_POLL_MODE", "pool")
-    report = Dispatcher(lease=DispatcherLease(), successor=successor, mode=mode, **options).run()
+    report = Dispatcher(lease=DispatcherLease(), successor=successor, **options).run()
     logger.debug("dispatcher run ended (%s): %s", report.ended, report.summary())
     return report.summary()

@@ -9,11 +9,11 @@ in a compare-and-swap update and the observation is inserted only when that upda
 Scheduling is a compare-and-swap on `next_check_at` (`claim_checks()`): a claim moves it from the due time to the
 next due time (due + scanInterval, so the cadence does not drift with the check's duration), and only the worker
 whose update matched checks the row. A claim whose worker died leaves the row due again one interval later.
-`overrides.dispatcher` drives the claims; `check_override(pk)` is the same check for one row on demand.
+`overrides.polling.dispatcher` drives the claims; `check_override(pk)` is the same check for one row on demand.
 
 Failures back off exponentially per override (scanInterval, 2x, 4x, ... at most `BACKOFF_CAP`), honour the
 registry's `Retry-After`, and show the reason in `registry_error`; the next success clears it. A registry host
-that fails as a whole is held back by `overrides.circuits` instead.
+that fails as a whole is held back by `overrides.polling.circuits` instead.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from overrides import enqueue
 from overrides.models import DigestObservation, DigestOrigin, ModulePullOverride, ModuleSource
 from overrides.validators import DEFAULT_SCAN_INTERVAL, parse_scan_interval
 from registry import client as registry_client
@@ -297,32 +298,15 @@ def check_override(pk: int, *, only_if_due: bool = False) -> str | None:
     return record_check(claim, lookup(claim, source), at=None)
 
 
-def check_claimed(pk: int, until: str) -> str | None:
-    """The check of a row the dispatcher already claimed (moving `next_check_at` to `until`), run as its own
-    task; the row is read now, so the result compares with the current digest."""
-    row = ModulePullOverride.objects.filter(pk=pk).values(*_CHECK_FIELDS).first()
-    source = ModuleSource.all_objects.filter(pk=row["source_id"]).first() if row else None
-    if row is None or source is None:
-        return None
-    interval = scan_interval_of(row["scan_interval"])
-    claimed_until = datetime.fromisoformat(until)
-    claim = ClaimedCheck(pk=pk, name=row["name"], image_tag=row["image_tag"], source_id=row["source_id"],
-                         due=claimed_until - interval, until=claimed_until, interval=interval,
-                         digest=row["registry_digest"], failures=row["check_failures"])
-    return record_check(claim, lookup(claim, source))
-
-
 def request_checks(pks: list[int]) -> int:
     """Make overrides due now (a registry push names their image) and enqueue their checks after commit; the
     dispatcher or the task, whichever claims first, checks each once. Returns how many were live."""
-    from overrides import tasks
-
     pks = list(ModulePullOverride.objects.filter(pk__in=pks).values_list("pk", flat=True))
     if not pks:
         return 0
     ModulePullOverride.objects.filter(pk__in=pks).update(next_check_at=timezone.now())
     for pk in pks:
-        tasks.enqueue_check(pk)
+        enqueue.enqueue_check(pk)
     return len(pks)
 
 

@@ -11,7 +11,7 @@ reason in words and `next_sync_at` pushed back (2 s doubling, at most 5 minutes)
 written with `queryset.update()` and kept out of the audit trail.
 
 `due_applies()` claims the rows that are due for the dispatcher; `apply_due()` claims and applies inline.
-The read-back (cluster -> portal) lives in `overrides.readback` and is re-exported here.
+The read-back (cluster -> portal) lives in `overrides.cluster.readback` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -25,18 +25,18 @@ from typing import Any
 from django.db.models import F, Q
 from django.utils import timezone
 
-from overrides import cluster
-from overrides.cluster import MPO, MS, ClusterError
-from overrides.cluster_state import cluster_enabled
+from overrides.cluster import client as cluster
+from overrides.cluster.client import MPO, MS, ClusterError
+from overrides.cluster.readback import ReadBackSummary, read_back
+from overrides.cluster.state import cluster_enabled
 from overrides.models import BUILTIN_SOURCE, ModulePullOverride, ModuleSource, SyncState
-from overrides.readback import ReadBackSummary, read_back
 
 __all__ = [
     "ApplyOutcome", "ClaimedApply", "ReadBackSummary", "apply_due", "apply_override", "apply_source", "backoff",
     "due_applies", "read_back",
 ]
 
-logger = logging.getLogger("overrides.sync")
+logger = logging.getLogger("overrides.cluster.sync")
 
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=5)

@@ -2,7 +2,7 @@
 
 django-q2 looks at its Schedules only about every 30 s and a `MINUTES` schedule fires at most once a minute
 (croniter, needed for cron schedules, is not installed), so a Schedule cannot drive 15 s cadences by itself.
-Instead (see `overrides.dispatcher`):
+Instead (see `overrides.polling.dispatcher`):
 
 - `WATCHDOG`, a django-q2 Schedule, fires `overrides.tasks.run_dispatcher` every minute. A dispatcher holds the
   lease, claims due work for about `RUN_FOR` seconds and then enqueues its own successor, which takes the lease
@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from overrides.models import Lease
 
-logger = logging.getLogger("overrides.dispatcher")
+logger = logging.getLogger("overrides.polling.dispatcher")
 
 DISPATCHER_TASK = "overrides.tasks.run_dispatcher"
 WATCHDOG = "mpo-portal: dispatcher watchdog"

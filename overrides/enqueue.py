@@ -1,0 +1,29 @@
+"""Work handed to django-q2 after the transaction that asked for it commits.
+
+The broker only carries "look at row N now": each task reads the row as it is when it runs, and the dispatcher's
+level-triggered sweeps pick up any row whose task was lost. The dotted paths name `overrides.tasks` entry points.
+"""
+
+from django.db import transaction
+from django_q.tasks import async_task
+
+from overrides.models import ModulePullOverride
+
+
+def _enqueue_after_commit(func: str, *args, group: str) -> None:
+    transaction.on_commit(lambda: async_task(func, *args, group=group))
+
+
+def enqueue_apply(obj) -> None:
+    """Make the cluster's custom resource match this row, after the transaction that changed it commits."""
+    func = "overrides.tasks.apply_override" if isinstance(obj, ModulePullOverride) else "overrides.tasks.apply_source"
+    _enqueue_after_commit(func, obj.pk, group="apply")
+
+
+def enqueue_check(override_pk: int) -> None:
+    """Check an override's registry digest now (renew, new tag), after commit."""
+    _enqueue_after_commit("overrides.tasks.check_override", override_pk, group="check")
+
+
+def enqueue_discovery(source_pk: int) -> None:
+    _enqueue_after_commit("overrides.tasks.discover_source", source_pk, group="discovery")
