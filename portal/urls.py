@@ -3,13 +3,18 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from overrides.api.urls import not_found as api_not_found
+from overrides.identity.views import PortalLoginView
 
 urlpatterns = [
+    # One login page for the portal and the admin (so PORTAL_LOCAL_LOGIN=0 closes both).
+    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", PortalLoginView.as_view(), name="login"),
+    path("oauth/", include("social_django.urls", namespace="social")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # REST API: v1 for pipelines, its OpenAPI schema and Swagger UI (served from the portal, no CDN).
     path("api/v1/webhooks/", include("overrides.polling.webhooks")),  # registry pushes, before the API catch-all
