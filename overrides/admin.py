@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -22,9 +22,11 @@ from overrides.models import (
     DigestObservation,
     Lease,
     ModulePullOverride,
+    ModuleScope,
     ModuleSource,
     ObjectChange,
 )
+from overrides.scopes import ModuleScopeDenied, require_module_scope
 
 
 def _actor(request) -> Actor:
@@ -56,6 +58,8 @@ class ServiceAdmin(admin.ModelAdmin):
             self.service_delete(actor=_actor(request), obj=obj)
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), level=messages.ERROR)
+        except PermissionDenied as exc:
+            self.message_user(request, str(exc), level=messages.ERROR)
 
 
 class ModuleSourceForm(forms.ModelForm):
@@ -108,6 +112,11 @@ class ModuleSourceAdmin(ServiceAdmin):
         fields = super().get_readonly_fields(request, obj)
         return ("name", *fields) if obj is not None else fields
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.user = request.user
+        return form
+
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         secret = data.get("new_docker_cfg") or ("" if data.get("clear_docker_cfg") else None)
@@ -136,9 +145,16 @@ class ModulePullOverrideForm(forms.ModelForm):
         if "source" in self.fields:
             self.fields["source"].queryset = ModuleSource.objects.all()
 
+    user = None  # the requesting user, set by ModulePullOverrideAdmin.get_form (for the module scope)
+
     def clean(self):
         cleaned = super().clean()
         name = cleaned.get("name") or self.instance.name
+        if name:
+            try:
+                require_module_scope(self.user, name)
+            except ModuleScopeDenied as exc:
+                self.add_error("name" if "name" in self.fields else None, str(exc))
         if name and cleaned.get("source"):
             try:
                 services.check_module_offered(name, cleaned["source"])
@@ -164,6 +180,11 @@ class ModulePullOverrideAdmin(ServiceAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
         return ("name", *fields) if obj is not None else fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.user = request.user
+        return form
 
     @admin.display(description="registry digest")
     def short_registry_digest(self, obj):
@@ -204,7 +225,11 @@ class ModulePullOverrideAdmin(ServiceAdmin):
     def _renew(self, request, queryset, force):
         count = 0
         for override in queryset.filter(deleted_at__isnull=True):
-            services.override_renew(actor=_actor(request), override=override, force=force)
+            try:
+                services.override_renew(actor=_actor(request), override=override, force=force)
+            except PermissionDenied as exc:
+                self.message_user(request, str(exc), level=messages.ERROR)
+                continue
             count += 1
         self.message_user(request, f"Renew requested for {count} override(s).")
 
@@ -290,3 +315,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def get_changeform_initial_data(self, request):
         return {"user": request.user.pk, "expires_at": timezone.now() + timedelta(days=90)}
+
+
+@admin.register(ModuleScope)
+class ModuleScopeAdmin(admin.ModelAdmin):
+    """Which module names a group may change (the rule: overrides/scopes.py); groups are the provider's."""
+
+    list_display = ("group", "pattern")
+    list_filter = ("group",)
+    search_fields = ("group__name", "pattern")
