@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('overrides', '0003_dispatcher_lease'),
+        ('overrides', '0010_auto_renew'),
     ]
 
     operations = [
