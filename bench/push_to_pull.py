@@ -124,8 +124,8 @@ def main() -> None:
     from overrides import services
     from overrides.audit import Actor
     from overrides.models import ModulePullOverride, SyncState
-    from overrides.polling.schedules import DISPATCHER_TASK
-    from tests.fixtures.jobs import NotifyingRegistry
+    from overrides.polling.watchdog import DISPATCHER_TASK
+    from tests.registries import NotifyingRegistry
 
     port = free_port()
     web = start_process([sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
