@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from overrides import services
 from overrides.audit import Actor
@@ -73,6 +73,7 @@ class ModuleSourceForm(forms.ModelForm):
         model = ModuleSource
         fields = ["name", "repo", "scheme", "ca", "release_channel"]
 
+    @sensitive_variables("cleaned")
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("new_docker_cfg"):
@@ -115,6 +116,7 @@ class ModuleSourceAdmin(ServiceAdmin):
         fields = super().get_readonly_fields(request, obj)
         return ("name", *fields) if obj is not None else fields
 
+    @sensitive_variables("data", "secret")
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         secret = data.get("new_docker_cfg") or ("" if data.get("clear_docker_cfg") else None)

@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from django.views.decorators.debug import sensitive_variables
 from oras.auth.utils import get_basic_auth
 
 from .errors import DockerCfgError, ErrorKind
@@ -43,6 +44,7 @@ def _b64decode(value: str) -> bytes:
     return base64.b64decode(compact, validate=True)
 
 
+@sensitive_variables()
 def docker_cfg_credentials(docker_cfg: str, repo: str) -> tuple[str, str] | None:
     """(username, password) for the repository's host from a dockerCfg, or None when dockerCfg is empty (anonymous).
 
@@ -95,6 +97,7 @@ def docker_cfg_credentials(docker_cfg: str, repo: str) -> tuple[str, str] | None
     raise missing
 
 
+@sensitive_variables("docker_cfg")
 def validate_docker_cfg(docker_cfg: str, repo: str) -> None:
     """Raise ValueError with a user message when the dockerCfg cannot give credentials for the repo (empty is fine)."""
     docker_cfg_credentials(docker_cfg, repo)
@@ -116,6 +119,7 @@ class Credentials:
 
 
 @functools.lru_cache(maxsize=256)
+@sensitive_variables()
 def credentials_for(docker_cfg: str, repo: str) -> Credentials | None:
     """Cached `docker_cfg_credentials` (sources are polled many times a minute; decoding once is enough)."""
     pair = docker_cfg_credentials(docker_cfg, repo)
