@@ -82,11 +82,12 @@ class ModuleSourceForm(forms.ModelForm):
             self.instance.docker_cfg = ""
         return cleaned
 
-    def _post_clean(self):
-        super()._post_clean()
-        # Model.clean() validated docker_cfg against the repo; show its error on the replace field.
-        if "docker_cfg" in self.errors:
-            self.add_error("new_docker_cfg", self.errors.pop("docker_cfg"))
+    def _update_errors(self, errors):
+        # Model.clean() validated docker_cfg against the repo; show its error on the replace field (the form has
+        # no docker_cfg field, and Django refuses errors for a field the form lacks).
+        if hasattr(errors, "error_dict") and "docker_cfg" in errors.error_dict:
+            errors.error_dict.setdefault("new_docker_cfg", []).extend(errors.error_dict.pop("docker_cfg"))
+        super()._update_errors(errors)
 
 
 @admin.register(ModuleSource)

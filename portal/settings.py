@@ -217,6 +217,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["overrides.api.permissions.TokenModelPermissions"],
+    "DEFAULT_PARSER_CLASSES": ["portal.json_input.JSONBodyParser"],  # depth, number and size limits
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [

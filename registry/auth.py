@@ -17,7 +17,6 @@ import base64
 import binascii
 import functools
 import hashlib
-import json
 import re
 import threading
 import time
@@ -25,6 +24,8 @@ from dataclasses import dataclass, field
 
 from django.views.decorators.debug import sensitive_variables
 from oras.auth.utils import get_basic_auth
+
+from portal.json_input import parse_json
 
 from .errors import DockerCfgError, ErrorKind
 
@@ -59,7 +60,7 @@ def docker_cfg_credentials(docker_cfg: str, repo: str) -> tuple[str, str] | None
     if not docker_cfg or not docker_cfg.strip():
         return None
     try:
-        config = json.loads(_b64decode(docker_cfg))
+        config = parse_json(_b64decode(docker_cfg), what="dockerCfg")
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise DockerCfgError(
             ErrorKind.BAD_DOCKER_CFG,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -24,6 +23,8 @@ import requests
 import requests.certs
 from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
+
+from portal.json_input import parse_json
 
 from .auth import Challenge, Credentials, Token, TokenCache, credentials_for, parse_challenges, registry_host
 from .errors import ErrorKind, RegistryError
@@ -403,7 +404,7 @@ def read_body(response: requests.Response, timeout: tuple[float, float], what: s
 def read_json(response: requests.Response, timeout: tuple[float, float], what: str):
     body = read_body(response, timeout, what)
     try:
-        return json.loads(body)
+        return parse_json(body, what=what)
     except ValueError:
         raise RegistryError(ErrorKind.REGISTRY_ERROR, f"{what} answered with invalid JSON.",
                             status=response.status_code) from None

@@ -1,5 +1,6 @@
 """DEBUG is off unless asked for, and an error report (the debug page, an error e-mail) never shows a credential:
 a forced error in the form, the admin and the API, rendered by Django's own technical 500 reporter."""
+# ruff: noqa: F403, F405 - fixtures and helpers come from tests/test_api_support.py
 
 import logging
 import os
@@ -14,7 +15,7 @@ from django.views.debug import ExceptionReporter
 
 from overrides import services
 from tests.fixtures.core import docker_cfg_for
-from tests.test_api_support import ci_user, client_with, make_token  # noqa: F401 - ci_user is a fixture
+from tests.test_api_support import *
 
 pytestmark = pytest.mark.django_db
 

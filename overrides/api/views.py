@@ -14,7 +14,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from overrides import services
@@ -45,6 +44,7 @@ from overrides.api.serializers import (
 )
 from overrides.filtersets import ModulePullOverrideFilterSet, ModuleSourceFilterSet
 from overrides.models import ModulePullOverride, ModuleSource
+from portal.json_input import JSONBodyParser
 
 DELETE_MESSAGE = OpenApiParameter("changelogMessage", OpenApiTypes.STR, OpenApiParameter.QUERY,
                                   description="Why it is deleted; kept on the audit record.")
@@ -67,7 +67,7 @@ class NamedObjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     lookup_value_regex = "[^/]+"
     filter_backends = [DjangoFilterBackend]
     pagination_class = ApiPagination
-    parser_classes = [JSONParser]  # pipelines send JSON; nested `registry` has no form encoding
+    parser_classes = [JSONBodyParser]  # pipelines send JSON; nested `registry` has no form encoding
     permission_method: str | None = None  # set per action, see TokenModelPermissions
 
     def filter_queryset(self, queryset):
