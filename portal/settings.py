@@ -27,7 +27,12 @@ def _env_bool(name: str, default: bool = False) -> bool:
 
 
 PRODUCTION = _env_bool("PORTAL_PRODUCTION")
-DEBUG = _env_bool("PORTAL_DEBUG", default=not PRODUCTION)
+# Off unless asked for: the debug page shows code, settings and request data to whoever triggers an error, so
+# PORTAL_DEBUG=1 is for a developer's own machine only (see README), and refused in production.
+DEBUG = _env_bool("PORTAL_DEBUG")
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("PORTAL_DEBUG=1 cannot be combined with PORTAL_PRODUCTION=1: the debug page is unsafe.")
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.error_reports.CredentialReporterFilter"
 
 
 def _required_key(name: str) -> str:
@@ -203,6 +208,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["overrides.api.permissions.TokenModelPermissions"],
+    "DEFAULT_PARSER_CLASSES": ["portal.json_input.JSONBodyParser"],  # depth, number and size limits
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
