@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('overrides', '0010_auto_renew'),
+        ('overrides', '0004_skipped_cluster_objects'),
     ]
 
     operations = [

@@ -4,6 +4,7 @@ from .history import ChangeAction, ChangeContext, DigestObservation, DigestOrigi
 from .leases import Lease
 from .pulloverrides import ModulePullOverride
 from .scopes import ModuleScope
+from .skipped import SkippedClusterObject
 from .sources import BUILTIN_SOURCE, ModuleSource, Scheme
 from .sync import ClusterMirrored, SyncState
 from .tokens import ApiToken, hash_token
@@ -11,5 +12,6 @@ from .tokens import ApiToken, hash_token
 __all__ = [
     "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ClusterMirrored", "DigestObservation",
     "DigestOrigin", "Lease", "ModulePullOverride", "ModuleScope", "ModuleSource", "ObjectChange", "Scheme",
+    "SkippedClusterObject",
     "SyncState", "hash_token",
 ]
