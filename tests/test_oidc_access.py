@@ -75,6 +75,11 @@ def test_a_token_loses_what_its_user_loses_in_the_provider(oidc, live_server, de
 
     User.objects.filter(username="tess").update(is_active=False)
     assert _api(live_server, token, "GET", "/overrides/echo/").status_code == 401
+    oidc.set_user(oidc.sub, groups=["team-a"], username="tess")  # a deactivated user cannot sign in again
+    flow = OidcFlow(live_server.url)
+    assert flow.sign_in(oidc.sub).status_code < 500
+    assert 'class="logout"' not in flow.page("/").text
+    assert _api(live_server, token, "GET", "/overrides/echo/").status_code == 401
 
 
 def test_web_changes_record_the_providers_identity(oidc, live_server, dev_source):
