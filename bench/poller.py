@@ -319,8 +319,7 @@ def main() -> None:
 
     workdir = tempfile.mkdtemp(prefix="mpo-bench-poller-")
     env = setup_django(workdir)
-    from tests.fixtures.jobs import NotifyingRegistry
-    from tests.registries import LocalRegistry
+    from tests.registries import LocalRegistry, NotifyingRegistry
 
     port = free_port()
     args.web = start_process([sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind",
