@@ -26,6 +26,7 @@ from overrides.models import (
     ModulePullOverride,
     ModuleSource,
     ObjectChange,
+    SkippedClusterObject,
 )
 from overrides.tokens import token_create, token_revoke
 
@@ -260,6 +261,16 @@ class ObjectChangeAdmin(ReadOnlyAdmin):
     search_fields = ("object_repr", "user_name", "message", "=request_id", "=object_id")
     date_hierarchy = "time"
     show_full_result_count = False
+
+
+@admin.register(SkippedClusterObject)
+class SkippedClusterObjectAdmin(ReadOnlyAdmin):
+    """Cluster objects the read-back refused (see overrides.cluster.skips); fixed or deleted in the cluster, they
+    leave the list at the next read-back."""
+
+    list_display = ("kind", "name", "reason", "first_seen_at", "last_seen_at")
+    list_filter = ("kind",)
+    search_fields = ("name", "reason")
 
 
 @admin.register(Lease)

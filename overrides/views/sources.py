@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from overrides import enqueue, services
 from overrides.forms import SourceForm, apply_service_errors
-from overrides.models import ModulePullOverride, ModuleSource
+from overrides.models import ModulePullOverride, ModuleSource, SkippedClusterObject
 
 from .access import SOURCE_ADD, SOURCE_CHANGE, SOURCE_DELETE, SOURCE_VIEW, require_perm, web_actor
 
@@ -32,7 +32,10 @@ def source_list(request: HttpRequest) -> HttpResponse:
     sources = ModuleSource.objects.annotate(
         override_count=Count("overrides", filter=Q(overrides__deleted_at__isnull=True))
     ).order_by("name")
-    return render(request, "overrides/source_list.html", {"sources": sources})
+    # Admins see what the read-back left out of the portal (overrides.cluster.skips), to fix it in the cluster.
+    skipped = (list(SkippedClusterObject.objects.all()[:200])
+               if request.user.has_perm("overrides.view_skippedclusterobject") else [])
+    return render(request, "overrides/source_list.html", {"sources": sources, "skipped": skipped})
 
 
 def module_rows(source: ModuleSource) -> list[dict]:
