@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
-APT_PACKAGES := docker-registry apache2-utils skopeo chromium chromium-driver
+APT_PACKAGES := docker-registry apache2-utils skopeo chromium chromium-driver redis-server
 
 .PHONY: run test test-postgres venv test-deps system-deps lint bench clean
 
