@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.views.decorators.debug import sensitive_variables
 
 from overrides.models import ChangeAction, ChangeContext, ModuleSource, Scheme, SyncState
 from overrides.validators import DEFAULT_SCAN_INTERVAL, parse_scan_interval
@@ -63,6 +64,11 @@ class OverrideForm(PortalForm):
         help_text="When this override is deleted, go back to the released version at once instead of keeping "
                   "the developer build running until a release replaces it (Deckhouse 1.69+).",
     )
+    auto_renew = forms.BooleanField(
+        label="Auto-renew", required=False, initial=True,
+        help_text="As soon as the portal sees a new build of the tag, renew the override so the cluster pulls it "
+                  "at once instead of at its next scan.",
+    )
 
     def __init__(self, *args, editing: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -90,6 +96,7 @@ class OverrideForm(PortalForm):
             "image_tag": data["image_tag"],
             "scan_interval": data.get("scan_interval") or DEFAULT_SCAN_INTERVAL,
             "rollback": bool(data.get("rollback")),
+            "auto_renew": bool(data.get("auto_renew")),
         }
 
 
@@ -125,6 +132,7 @@ class SourceForm(PortalForm):
                 "Base64 of a docker config.json with an entry for the registry host "
                 "(base64 -w0 ~/.docker/config.json). Leave empty for anonymous access.")
 
+    @sensitive_variables("cleaned")
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("new_docker_cfg") and cleaned.get("clear_docker_cfg"):

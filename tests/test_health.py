@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.registry import free_port
+from tests.registries.processes import free_port
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 
@@ -32,10 +32,15 @@ print(json.dumps(answers))
 
 
 def _probe(tmp_path, **env) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_") and k != "DATABASE_URL"}
+    from django.conf import settings
+
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("PORTAL_") and k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    keys = {"PORTAL_SECRET_KEY": settings.SECRET_KEY,
+            "PORTAL_ENCRYPTION_KEYS": ",".join(settings.PORTAL_ENCRYPTION_KEYS)}
     result = subprocess.run(
         [sys.executable, "-c", PROBE_SCRIPT], cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_VAR_DIR": str(tmp_path / "var"), **env})
+        env={**clean, **keys, "DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_VAR_DIR": str(tmp_path), **env})
     assert result.returncode == 0, result.stderr
     return {path: (code, ctype, json.loads(body) if "json" in ctype else body, retry)
             for path, (code, ctype, body, retry) in json.loads(result.stdout.splitlines()[-1]).items()}
@@ -88,7 +93,8 @@ def test_readyz_checks_the_redis_broker(tmp_path, redis_server):
 
 
 def test_a_missing_production_setting_stops_the_container_with_one_line(tmp_path):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_") and k != "DATABASE_URL"}
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("PORTAL_") and k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
     from cryptography.fernet import Fernet
 
     cases = {
@@ -100,7 +106,7 @@ def test_a_missing_production_setting_stops_the_container_with_one_line(tmp_path
     for variable, env in cases.items():
         result = subprocess.run(
             [sys.executable, "-m", "portal.preflight"], cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
-            env={**clean, "PORTAL_PRODUCTION": "1", "PORTAL_VAR_DIR": str(tmp_path / "var"), **env})
+            env={**clean, "PORTAL_PRODUCTION": "1", "PORTAL_VAR_DIR": str(tmp_path), **env})
         assert result.returncode == 2, (variable, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and variable in lines[0] and lines[0].startswith("mpo-portal: invalid settings:")

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from overrides.management.commands.worker_alive import lease_problem
 from overrides.models import Lease
-from overrides.polling.schedules import LEASE, ensure_lease
+from overrides.polling.lease import LEASE, ensure_lease
 from tests.fixtures.jobs import BASE_DIR, qcluster_env, wait_for
 
 

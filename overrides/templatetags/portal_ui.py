@@ -62,6 +62,18 @@ def object_link(change) -> str:
     return format_html('<a href="{}">{}</a>', url, name)
 
 
+@register.simple_tag
+def page_link(view_name: str, name, text=None) -> str:
+    """`<a href="(page of name)">text</a>`, or the text alone when no URL can hold the name (a cluster object
+    imported before the portal refused such names): one row never makes a list page fail."""
+    shown = name if text is None else text
+    try:
+        url = reverse(view_name, args=[name])
+    except NoReverseMatch:
+        return format_html("{}", shown)
+    return format_html('<a href="{}">{}</a>', url, shown)
+
+
 def _flatten(snapshot, prefix: str = "") -> dict:
     flat = {}
     for key, value in (snapshot or {}).items():
@@ -73,8 +85,8 @@ def _flatten(snapshot, prefix: str = "") -> dict:
 
 
 # Snapshot keys in the order the CR lists them: JSON columns do not keep key order on every database (jsonb sorts).
-_FIELD_ORDER = ["name", "source", "imageTag", "scanInterval", "rollback", "registry.repo", "registry.scheme",
-                "registry.dockerCfg", "registry.ca", "releaseChannel", "deleted"]
+_FIELD_ORDER = ["name", "source", "imageTag", "scanInterval", "rollback", "autoRenew", "registry.repo",
+                "registry.scheme", "registry.dockerCfg", "registry.ca", "releaseChannel", "deleted"]
 
 
 def _ordered(keys) -> list[str]:

@@ -4,7 +4,7 @@ the dispatcher lease this host holds has not been renewed in time; exit 0 otherw
 django-q2 has no liveness check of its own. Its sentinel saves a status (`Stat`) to the broker about every half
 second, kept for 3 s (Redis; with the ORM broker in the `qcluster-status` file cache, see `portal/settings.py`):
 no fresh status from a running cluster on this host means the qcluster hangs or died. The dispatcher lease
-(`overrides.polling.schedules.LEASE`) names its holder `<host>:<pid>:<id>`; a holder on this host whose lease
+(`overrides.polling.lease.LEASE`) names its holder `<host>:<pid>:<id>`; a holder on this host whose lease
 expired more than `--lease-grace` seconds ago is a dispatcher chain that neither renews nor hands over, which the
 minute watchdog should have replaced long before.
 """
@@ -39,7 +39,7 @@ def qcluster_problem(host: str) -> str:
 def lease_problem(host: str, grace: timedelta) -> str:
     """'' unless `host` holds the dispatcher lease and let it expire more than `grace` ago."""
     from overrides.models import Lease
-    from overrides.polling.schedules import LEASE
+    from overrides.polling.lease import LEASE
 
     try:
         row = Lease.objects.filter(name=LEASE).values("holder", "expires_at").first()
