@@ -3,7 +3,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from overrides.api.urls import not_found as api_not_found
@@ -11,7 +10,7 @@ from overrides.identity.views import PortalLoginView
 
 urlpatterns = [
     # One login page for the portal and the admin (so PORTAL_LOCAL_LOGIN=0 closes both).
-    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
+    path("admin/login/", PortalLoginView.as_view()),
     path("admin/", admin.site.urls),
     path("login/", PortalLoginView.as_view(), name="login"),
     path("oauth/", include("social_django.urls", namespace="social")),

@@ -7,5 +7,6 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.jobs",
     "tests.fixtures.browser",
+    "tests.fixtures.servers",
     "tests.fixtures.oidc",
 ]

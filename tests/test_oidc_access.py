@@ -107,7 +107,10 @@ def test_local_login_off_hides_the_form_and_refuses_its_post(oidc, live_server, 
     assert refused.status_code == 403 and "PORTAL_LOCAL_LOGIN=0" in refused.text
     assert 'class="logout"' not in session.get(f"{live_server.url}/", timeout=10).text
     admin_login = session.get(f"{live_server.url}/admin/login/?next=/admin/", timeout=10)
-    assert admin_login.url.startswith(f"{live_server.url}/login/") and 'name="password"' not in admin_login.text
+    assert "Sign in with Test IdP" in admin_login.text and 'name="password"' not in admin_login.text
+    refused = session.post(f"{live_server.url}/admin/login/", timeout=10, data={
+        "csrfmiddlewaretoken": session.cookies["csrftoken"], "username": "admin", "password": "admin-pass-123"})
+    assert refused.status_code == 403
 
 
 def _closed_port() -> int:

@@ -1,12 +1,11 @@
-"""The login page: "Sign in with <provider>" when OIDC is configured, the local form unless PORTAL_LOCAL_LOGIN=0."""
+"""The login page: "Sign in with <provider>" when OIDC is configured, the local form unless PORTAL_LOCAL_LOGIN=0
+(what the page shows comes from overrides/identity/context.py)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.http import HttpResponseForbidden
-
-from overrides.identity.discovery import oidc_enabled
 
 LOCAL_LOGIN_OFF = "Local login is turned off (PORTAL_LOCAL_LOGIN=0): sign in with the identity provider."
 
@@ -18,9 +17,3 @@ class PortalLoginView(auth_views.LoginView):
         if not settings.PORTAL_LOCAL_LOGIN:
             return HttpResponseForbidden(LOCAL_LOGIN_OFF, content_type="text/plain; charset=utf-8")
         return super().post(request, *args, **kwargs)
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context.update(oidc_enabled=oidc_enabled(), oidc_name=settings.PORTAL_OIDC_NAME,
-                       local_login=settings.PORTAL_LOCAL_LOGIN)
-        return context
