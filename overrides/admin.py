@@ -20,13 +20,13 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from overrides import services
 from overrides.audit import Actor
 from overrides.forms import apply_service_errors
+from overrides.identity import admin as identity_admin  # noqa: F401 - registers groups and module scopes
 from overrides.models import (
     ApiToken,
     ChangeContext,
     DigestObservation,
     Lease,
     ModulePullOverride,
-    ModuleScope,
     ModuleSource,
     ObjectChange,
     SkippedClusterObject,
@@ -365,12 +365,3 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def get_changeform_initial_data(self, request):
         return {"user": request.user.pk, "expires_at": timezone.now() + timedelta(days=90)}
-
-
-@admin.register(ModuleScope)
-class ModuleScopeAdmin(admin.ModelAdmin):
-    """Which module names a group may change (the rule: overrides/scopes.py); groups are the provider's."""
-
-    list_display = ("group", "pattern")
-    list_filter = ("group",)
-    search_fields = ("group__name", "pattern")

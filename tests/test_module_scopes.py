@@ -119,3 +119,10 @@ def test_admin_manages_module_scopes(client, admin_user):
     assert list(ModuleScope.objects.values_list("group__name", "pattern")) == [("team-b", "team-b-*")]
     response = client.post(reverse("admin:overrides_modulescope_add"), {"group": team.pk, "pattern": "Bad Name"})
     assert response.status_code == 200 and "A module name pattern" in response.content.decode()
+
+
+def test_a_groups_admin_page_holds_its_module_scopes(client, admin_user, team_a):
+    client.force_login(admin_user)
+    team = Group.objects.get(name="team-a")
+    page = client.get(reverse("admin:auth_group_change", args=[team.pk])).content.decode()
+    assert "Module scopes" in page and 'value="team-a-*"' in page
