@@ -132,6 +132,7 @@ def test_a_misconfigured_issuer_leaves_local_login_working_and_tells_admins(
     fields = _form_fields(page.text, "oidc-login")
     attempt = flow.session.post(f"{live_server.url}/oauth/login/oidc/", data=fields, timeout=20)
     assert attempt.status_code < 500 and attempt.url.startswith(f"{live_server.url}/login/")
+    assert "The authentication provider" in attempt.text and 'name="password"' in attempt.text
     login = {"csrfmiddlewaretoken": flow.session.cookies["csrftoken"], "username": "admin",
              "password": "admin-pass-123"}
     dashboard = flow.session.post(f"{live_server.url}/login/", data=login, timeout=10)

@@ -66,11 +66,12 @@ def test_later_sign_in_with_fewer_groups_drops_the_role(oidc, live_server):
     oidc.set_user(oidc.sub, groups=["portal-admins", "team-a"], username="bob")
     OidcFlow(live_server.url).sign_in(oidc.sub)
     assert _roles(User.objects.get(username="bob")) == {"admin", "developer"}
-    oidc.set_user(oidc.sub, groups=["readers"], username="bob")
+    oidc.set_user(oidc.sub, groups=["readers"], username="bob", email="bob@new.example")
     flow = OidcFlow(live_server.url)
     flow.sign_in(oidc.sub)
     user = User.objects.get(username="bob")
     assert _roles(user) == {"viewer"} and not user.is_staff and not user.is_superuser
+    assert user.email == "bob@new.example"  # what the provider says now
     assert User.objects.filter(username="bob").count() == 1
     assert urlsplit(flow.page("/admin/").url).path == "/admin/login/"  # the admin is not theirs any more
 

@@ -50,10 +50,15 @@ def require_role(backend, details, groups=None, user=None, **kwargs):
     return {"details": details, "portal_roles": granted, "provider_groups": provider_groups}
 
 
-def sync_roles(user=None, portal_roles=None, provider_groups=None, **kwargs):
-    """Make the user's groups and admin flags exactly what this sign-in's groups give."""
+def sync_roles(user=None, details=None, portal_roles=None, provider_groups=None, **kwargs):
+    """Make the user's groups and admin flags exactly what this sign-in's groups give, and keep the e-mail the
+    provider gives now (social-auth's `user_details` never overwrites an e-mail; the audit records it)."""
     if user is None:
         return
+    email = (details or {}).get("email") or ""
+    if email and user.email != email:
+        user.email = email
+        user.save(update_fields=["email"])
     _set_memberships(user, set(portal_roles or ()), provider_groups or [])
 
 

@@ -73,6 +73,7 @@ def make_app() -> flask.Flask:
 def main() -> None:
     server = werkzeug.serving.make_server("127.0.0.1", 0, make_app(), threaded=True)
     print(f"port {server.server_port}", flush=True)
+    os.dup2(2, 1)  # the parent reads only that line: anything printed later goes to the log, never a full pipe
     server.serve_forever()
 
 
