@@ -45,6 +45,8 @@ MANAGED_BY = "mpo-portal"
 RENEW_ANNOTATION = "renew"
 FORCE_RENEW_ANNOTATION = "modules.deckhouse.io/renew"
 LIST_PAGE = 500
+# Sent with every request: API server audit logs (and the test suite's RBAC check) tell the portal's calls apart.
+USER_AGENT = "mpo-portal/1.0"
 
 T = TypeVar("T")
 
@@ -116,7 +118,9 @@ def _new_client() -> k8s.ApiClient:
         raise ClusterError("config", f"Cannot load the cluster configuration from {where}: {exc}") from None
     # One retry on a failed connect only (a request never sent); reads and statuses are not retried here.
     configuration.retries = urllib3.util.Retry(total=1, connect=1, read=0, status=0, redirect=0, other=0)
-    return k8s.ApiClient(configuration)
+    client = k8s.ApiClient(configuration)
+    client.user_agent = USER_AGENT
+    return client
 
 
 def api_client() -> k8s.ApiClient:
