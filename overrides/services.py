@@ -134,6 +134,19 @@ def source_update(*, actor: Actor, source: ModuleSource, message: str = "", **ch
 
 
 @transaction.atomic
+def source_upsert(*, actor: Actor, name: str, data: dict[str, Any], message: str = "") -> tuple[ModuleSource, bool]:
+    """Create or update the source `name` (the API's PUT); returns (source, created). Creating, an omitted
+    docker_cfg means no credentials; updating, it keeps the stored ones (as `source_update`)."""
+    existing = ModuleSource.objects.select_for_update().filter(name=name).first()
+    if existing is None:
+        if "repo" not in data:
+            raise ValidationError({"repo": "This field is required."})
+        fields = {**data, "docker_cfg": data.get("docker_cfg") or ""}
+        return source_create(actor=actor, name=name, message=message, **fields), True
+    return source_update(actor=actor, source=existing, message=message, **data), False
+
+
+@transaction.atomic
 def source_delete(*, actor: Actor, source: ModuleSource, message: str = "") -> None:
     """Delete a source that no override uses; the cluster's ModuleSource is deleted by the apply."""
     source = ModuleSource.objects.select_for_update().get(pk=source.pk)

@@ -144,3 +144,15 @@ def test_pending_when_cluster_on(settings, make_override, django_capture_on_comm
         override = make_override()
     assert override.sync_state == SyncState.PENDING
     assert len(callbacks) >= 2  # apply of the source and of the override, the first check, discovery
+
+
+def test_source_upsert_creates_then_updates_keeping_the_credential(actor):
+    secret = make_docker_cfg("registry.example.com", "robot", "up-s3rt")
+    source, created = services.source_upsert(actor=actor, name="dev", data={"repo": "registry.example.com/m",
+                                                                            "docker_cfg": secret})
+    assert created and source.docker_cfg == secret
+    source, created = services.source_upsert(actor=actor, name="dev", data={"repo": "registry.example.com/m",
+                                                                            "scheme": "HTTP"})
+    assert not created and source.scheme == "HTTP" and source.docker_cfg == secret
+    with pytest.raises(ValidationError, match="repo"):
+        services.source_upsert(actor=actor, name="other", data={"scheme": "HTTP"})
