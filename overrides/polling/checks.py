@@ -31,7 +31,9 @@ from django.utils import timezone
 from overrides import enqueue
 from overrides.models import DigestObservation, DigestOrigin, ModulePullOverride, ModuleSource
 from overrides.validators import DEFAULT_SCAN_INTERVAL, parse_scan_interval
+from portal import metrics
 from registry import client as registry_client
+from registry.auth import registry_host
 from registry.errors import DigestLookup, ErrorKind, ModuleListing, RegistryError
 
 logger = logging.getLogger("overrides.polling")
@@ -250,6 +252,7 @@ def record_check(claim: ClaimedCheck, result: DigestLookup, *, at: datetime | No
                     override_id=claim.pk, digest=digest, previous_digest=old, image_ref=result.reference,
                     origin=DigestOrigin.REGISTRY, observed_at=at)
                 logger.info("override %s: %s is now %s (was %s)", claim.name, result.reference, digest, old or "-")
+                metrics.DIGEST_CHANGES.labels("registry").inc()
                 return "changed" if old else "first"
         # Someone else recorded a digest meanwhile: compare with theirs (theirs may be this very one).
         current = live.values_list("registry_digest", flat=True).first()
@@ -261,6 +264,7 @@ def record_check(claim: ClaimedCheck, result: DigestLookup, *, at: datetime | No
 
 def _record_failure(claim: ClaimedCheck, live, error: RegistryError, at: datetime) -> str:
     failures = claim.failures + 1
+    metrics.REGISTRY_ERRORS.labels(str(error.kind)).inc()
     retry_at = at + failure_delay(claim.interval, failures, error.retry_after, at)
     message = error.message[:2000]
     with transaction.atomic():
@@ -295,7 +299,9 @@ def check_override(pk: int, *, only_if_due: bool = False) -> str | None:
     source = ModuleSource.all_objects.filter(pk=claim.source_id).first()
     if source is None:
         return None
-    return record_check(claim, lookup(claim, source), at=None)
+    outcome = record_check(claim, lookup(claim, source), at=None)
+    metrics.check_recorded(outcome, registry_host(source.repo or ""))
+    return outcome
 
 
 def request_checks(pks: list[int]) -> int:
