@@ -11,7 +11,9 @@ from overrides.models import ModulePullOverride
 
 
 def _enqueue_after_commit(func: str, *args, group: str) -> None:
-    transaction.on_commit(lambda: async_task(func, *args, group=group))
+    # robust: a broker outage after the commit must not turn an accepted change into an error; the row is saved
+    # and the sweeps pick it up when the broker is back.
+    transaction.on_commit(lambda: async_task(func, *args, group=group), robust=True)
 
 
 def enqueue_apply(obj) -> None:

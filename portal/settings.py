@@ -83,7 +83,7 @@ MIDDLEWARE = [
     "portal.middleware.RequestIDMiddleware",
     "portal.monitoring.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "portal.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -129,6 +129,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": os.environ.get("PORTAL_TEST_DB", str(VAR_DIR / f"test-portal-{os.getpid()}.sqlite3"))
     }
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _env_bool("PORTAL_DB_POOL"):
+    # A connection pool per process (psycopg-pool): the ASGI web server runs each request's sync code in a new
+    # thread, which would otherwise open a new connection per request.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": int(os.environ.get("PORTAL_DB_POOL_SIZE", "20")), "timeout": 10}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -177,10 +184,11 @@ PORTAL_POLL_MODE = os.environ.get("PORTAL_POLL_MODE", "pool")
 # Longest backoff (seconds) after failing checks.
 PORTAL_POLL_BACKOFF_CAP = int(os.environ.get("PORTAL_POLL_BACKOFF_CAP", "300"))
 
-# Rollout waits (GET /api/v1/overrides/{name}/rollout/): the longest wait, and how many a process holds at once
-# (each holds a server thread).
+# Rollout waits (GET /api/v1/overrides/{name}/rollout/, see overrides/api/rollout_waits.py): the longest wait,
+# how many a server process holds at once, and how many of those one token (or user) may hold.
 PORTAL_ROLLOUT_MAX_TIMEOUT = float(os.environ.get("PORTAL_ROLLOUT_MAX_TIMEOUT", "600"))
-PORTAL_ROLLOUT_MAX_WAITS = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS", "4"))
+PORTAL_ROLLOUT_MAX_WAITS = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS", "1000"))
+PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN", "100"))
 # Bearer token Prometheus sends to /metrics (empty = /metrics is off).
 PORTAL_METRICS_TOKEN = os.environ.get("PORTAL_METRICS_TOKEN", "")
 # Shared secret for registry push notifications (empty = the endpoint is disabled).

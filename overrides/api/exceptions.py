@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -40,6 +41,15 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or NON_FIELD: messages}
 
 
+def _unavailable_part(exc: Exception) -> str:
+    """"database" or "task broker" when `exc` says one of them cannot be reached (an outage, not a bug)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return "database"
+    if type(exc).__module__.startswith("redis") and type(exc).__name__ in ("ConnectionError", "TimeoutError"):
+        return "task broker"
+    return ""
+
+
 def exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, DjangoValidationError):
         # A service refusal a view did not map: keep its message, under the model's field names.
@@ -54,6 +64,12 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         return response
     request = context.get("request")
     request_id = str(getattr(request, "id", "") or "")
+    unavailable = _unavailable_part(exc)
+    if unavailable:
+        logger.warning("API answered 503: the %s is unavailable (%s: %s)", unavailable, type(exc).__name__, exc)
+        return Response({"detail": f"The portal's {unavailable} is unavailable; the request was not completed. "
+                                   "Retry later.", "requestId": request_id},
+                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
     view = context.get("view")
     logger.error("Unexpected error in %s: %s", type(view).__name__ if view else "API", type(exc).__name__,
                  exc_info=exc)
