@@ -42,7 +42,7 @@ class OverrideCollector:
 
 
 def _authorized(request) -> bool:
-    token = getattr(settings, "PORTAL_METRICS_TOKEN", "")
+    token = settings.PORTAL_METRICS_TOKEN
     given = request.headers.get("Authorization", "")
     return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
@@ -50,7 +50,7 @@ def _authorized(request) -> bool:
 @require_GET
 def metrics_view(request):
     """The Prometheus text exposition of every process's metrics plus the database gauges."""
-    if not getattr(settings, "PORTAL_METRICS_TOKEN", ""):
+    if not settings.PORTAL_METRICS_TOKEN:
         return HttpResponseNotFound("Metrics are off: set PORTAL_METRICS_TOKEN.\n", content_type="text/plain")
     if not _authorized(request):
         response = HttpResponse("A valid metrics bearer token is required.\n", status=401, content_type="text/plain")

@@ -1,22 +1,22 @@
 """Django settings for MPO Portal, read from the environment.
 
-Every setting a user may change is an environment variable documented in README.md. Without any of
-them the portal runs for development: SQLite under var/, the django-q2 ORM broker, no cluster, and
-development keys generated once and kept under var/. With PORTAL_PRODUCTION=1 it refuses to start
-unless real keys are given.
+Every setting a user may change is an environment variable documented in README.md, and its default is
+written here only (code reads `settings.X`, never a default of its own). Without any of them the portal runs
+for development: SQLite under var/, the django-q2 ORM broker, no cluster, and the development keys that
+`make run` generates under var/ (portal/devkeys.py). Importing this module writes nothing. With
+PORTAL_PRODUCTION=1 it refuses to start unless real keys are given.
 """
 
 import os
-import secrets
 from pathlib import Path
 
 import dj_database_url
-from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.devkeys import missing_key_message, read_dev_key, var_dir
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR = var_dir()
 
 
 def _env_bool(name: str, default: bool = False) -> bool:
@@ -30,34 +30,22 @@ PRODUCTION = _env_bool("PORTAL_PRODUCTION")
 DEBUG = _env_bool("PORTAL_DEBUG", default=not PRODUCTION)
 
 
-def _dev_key(filename: str, make) -> str:
-    """A development key generated once and kept under var/ (mode 0600), so restarts keep sessions and secrets."""
-    path = VAR_DIR / filename
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(make())
-    return path.read_text().strip()
-
-
-def _required_key(name: str, dev_file: str, make) -> str:
+def _required_key(name: str) -> str:
+    """A key from the environment; in development, else the one `make dev-keys` keeps under var/."""
     value = os.environ.get(name, "").strip()
     if value:
         return value
     if PRODUCTION:
         raise ImproperlyConfigured(f"{name} must be set when PORTAL_PRODUCTION=1 (see README.md, 'Settings').")
-    return _dev_key(dev_file, make)
+    value = read_dev_key(VAR_DIR, name)
+    if not value:
+        raise ImproperlyConfigured(missing_key_message(VAR_DIR, name))
+    return value
 
 
-SECRET_KEY = _required_key("PORTAL_SECRET_KEY", "dev-secret-key", lambda: secrets.token_urlsafe(50))
+SECRET_KEY = _required_key("PORTAL_SECRET_KEY")
 # Fernet keys, comma separated: the first encrypts, all decrypt (rotation: prepend a new key, re-save, drop the old).
-PORTAL_ENCRYPTION_KEYS = [
-    k.strip()
-    for k in _required_key(
-        "PORTAL_ENCRYPTION_KEYS", "dev-encryption-key", lambda: Fernet.generate_key().decode()
-    ).split(",")
-    if k.strip()
-]
+PORTAL_ENCRYPTION_KEYS = [k.strip() for k in _required_key("PORTAL_ENCRYPTION_KEYS").split(",") if k.strip()]
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("PORTAL_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("PORTAL_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
@@ -154,7 +142,6 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve straight from static/ as well, so tests and a fresh checkout work before collectstatic.
 WHITENOISE_USE_FINDERS = True
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -174,15 +161,17 @@ PORTAL_CLUSTER_TIMEOUT = float(os.environ.get("PORTAL_CLUSTER_TIMEOUT", "5"))
 # --- registry --------------------------------------------------------------------------------------
 REGISTRY_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_CONNECT_TIMEOUT", "3"))
 REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", "5"))
-# --- polling (see overrides/dispatcher.py) --------------------------------------------------------
+# --- polling (see overrides/polling/) --------------------------------------------------------------
 # Threads of the dispatcher's check pool, and at most how many of them one registry host may hold (a hung
-# registry then cannot starve the others); "pool" checks inside the dispatcher's worker, "tasks" enqueues one
-# django-q2 task per check (slower on SQLite, kept for comparison in bench/poller.py).
+# registry then cannot starve the others).
 PORTAL_POLL_THREADS = int(os.environ.get("PORTAL_POLL_THREADS", "16"))
 PORTAL_POLL_HOST_CAP = int(os.environ.get("PORTAL_POLL_HOST_CAP", "8"))
-PORTAL_POLL_MODE = os.environ.get("PORTAL_POLL_MODE", "pool")
 # Longest backoff (seconds) after failing checks.
 PORTAL_POLL_BACKOFF_CAP = int(os.environ.get("PORTAL_POLL_BACKOFF_CAP", "300"))
+# Auto-renew: renew an override as soon as the portal sees a new digest the cluster does not run yet, at most
+# once per digest and at most once per PORTAL_AUTO_RENEW_FLOOR seconds per override.
+PORTAL_AUTO_RENEW = _env_bool("PORTAL_AUTO_RENEW", True)
+PORTAL_AUTO_RENEW_FLOOR = float(os.environ.get("PORTAL_AUTO_RENEW_FLOOR", "5"))
 
 # Rollout waits (GET /api/v1/overrides/{name}/rollout/, see overrides/api/rollout_waits.py): the longest wait,
 # how many a server process holds at once, and how many of those one token (or user) may hold.
@@ -191,6 +180,8 @@ PORTAL_ROLLOUT_MAX_WAITS = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS", "1000"
 PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN", "100"))
 # Bearer token Prometheus sends to /metrics (empty = /metrics is off).
 PORTAL_METRICS_TOKEN = os.environ.get("PORTAL_METRICS_TOKEN", "")
+# How often open dashboard and override pages refresh their live parts (seconds).
+PORTAL_UI_REFRESH_SECONDS = int(os.environ.get("PORTAL_UI_REFRESH_SECONDS", "5"))
 # Shared secret for registry push notifications (empty = the endpoint is disabled).
 PORTAL_WEBHOOK_SECRET = os.environ.get("PORTAL_WEBHOOK_SECRET", "")
 

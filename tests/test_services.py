@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from overrides import services
 from overrides.audit import Actor
 from overrides.models import ModulePullOverride, ModuleSource, ObjectChange, SyncState
-from tests.fixtures.core import docker_cfg_for
+from tests.registries import make_docker_cfg
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ def test_create_override_writes_one_audit_row(make_override, admin_user):
     [change] = _changes(override)
     assert change.action == "create" and change.context == "cli" and change.before is None
     assert change.after == {"name": "echo", "source": "test", "imageTag": "pr333", "scanInterval": "15s",
-                            "rollback": False, "deleted": False}
+                            "rollback": False, "autoRenew": True, "deleted": False}
     assert override.sync_state == SyncState.OFF  # no cluster configured in tests
     assert override.next_check_at is not None
 
@@ -104,9 +104,9 @@ def test_renew_is_always_recorded(make_override, actor):
 
 
 def test_source_secret_is_censored_in_audit(make_source, actor):
-    secret = docker_cfg_for("registry.example.com", "robot", "s3cr3t-pa55")
+    secret = make_docker_cfg("registry.example.com", "robot", "s3cr3t-pa55")
     source = make_source(docker_cfg=secret)
-    services.source_update(actor=actor, source=source, docker_cfg=docker_cfg_for("registry.example.com", "r", "x"))
+    services.source_update(actor=actor, source=source, docker_cfg=make_docker_cfg("registry.example.com", "r", "x"))
     services.source_update(actor=actor, source=source, docker_cfg=None, scheme="HTTP")
     changes = _changes(source)
     assert [c.action for c in changes] == ["create", "update", "update"]

@@ -27,7 +27,6 @@ from datetime import datetime
 from overrides.models import ModulePullOverride, ObjectChange, SyncState
 
 POLL_INTERVAL = 0.5
-MAX_TIMEOUT = 600
 DEFAULT_TIMEOUT = 300
 DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]{32,}$")
 

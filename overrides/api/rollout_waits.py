@@ -80,8 +80,8 @@ class WaitPlaces:
 
     def take(self, holder: str) -> None:
         """Take a place for `holder` or raise DRF's Throttled (429 with Retry-After)."""
-        total = int(getattr(settings, "PORTAL_ROLLOUT_MAX_WAITS", 1000))
-        per_holder = int(getattr(settings, "PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN", 100))
+        total = settings.PORTAL_ROLLOUT_MAX_WAITS
+        per_holder = settings.PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN
         with self._lock:
             if sum(self._held.values()) >= total:
                 raise exceptions.Throttled(wait=5, detail="This server already holds its maximum of rollout waits.")
@@ -180,7 +180,7 @@ def holder_of(request) -> str:
 def start_wait(request, override: ModulePullOverride, requested: str | None, timeout: float):
     """Evaluate now; a final outcome (or a zero timeout) is returned at once, else a registered `Wait` holding a
     place. Raises Throttled when no place is free."""
-    timeout = min(max(timeout, 0.0), float(getattr(settings, "PORTAL_ROLLOUT_MAX_TIMEOUT", rollout.MAX_TIMEOUT)))
+    timeout = min(max(timeout, 0.0), float(settings.PORTAL_ROLLOUT_MAX_TIMEOUT))
     outcome = rollout.evaluate(override, requested)
     if outcome.final:
         return outcome

@@ -149,7 +149,7 @@ def _repo_path(repo: str) -> str:
 @csrf_exempt
 def registry_webhook(request: HttpRequest) -> JsonResponse:
     """Receive a registry push notification and check the overrides of the pushed images now."""
-    secret = getattr(settings, "PORTAL_WEBHOOK_SECRET", "")
+    secret = settings.PORTAL_WEBHOOK_SECRET
     if not secret:
         return _error(404, "Registry webhooks are disabled: set PORTAL_WEBHOOK_SECRET to enable this endpoint.")
     if request.method != "POST":
