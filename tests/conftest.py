@@ -6,5 +6,6 @@ pytest_plugins = [
     "tests.fixtures.registry",
     "tests.fixtures.kube",
     "tests.fixtures.jobs",
+    "tests.fixtures.servers",
     "tests.fixtures.browser",
 ]

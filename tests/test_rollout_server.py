@@ -5,30 +5,20 @@ the worker's thread count stays far below the number of waits, /metrics (multipr
 in flight, and every wait ends with its own clean outcome.
 """
 
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 import requests
 
-from overrides.management.commands.serve import web_command
 from overrides.models import ModulePullOverride
-from tests.fixtures.jobs import BASE_DIR, qcluster_env, wait_for
+from tests.fixtures.jobs import wait_for
 from tests.test_api_support import ci_user, make_token  # noqa: F401 - fixture
 
 WAITS = 60
 METRICS_TOKEN = "server-metrics-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _threads(pid: int) -> int:
@@ -38,43 +28,15 @@ def _threads(pid: int) -> int:
     return 0
 
 
-@pytest.fixture
-def web_server(transactional_db):
-    port = _free_port()
+def test_many_waits_hold_no_thread_each_and_the_api_stays_answered(web_server_factory, ci_user,  # noqa: F811
+                                                                    make_override):
     metrics_dir = tempfile.mkdtemp(prefix="mpo-test-metrics-")
-    env = qcluster_env({"PROMETHEUS_MULTIPROC_DIR": metrics_dir, "PORTAL_METRICS_TOKEN": METRICS_TOKEN})
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(web_command("127.0.0.1", port, 1), cwd=BASE_DIR, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return requests.get(f"{base}/login/", timeout=2).status_code == 200
-        except requests.RequestException:
-            return process.poll() is not None
-
-    wait_for(up, timeout=60, what="the web server")
-    assert process.poll() is None, log.seek(0) or log.read().decode(errors="replace")
-    yield base, process
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
-def _worker_pid(master: int) -> int:
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return int(children[0])
-
-
-def test_many_waits_hold_no_thread_each_and_the_api_stays_answered(web_server, ci_user, make_override):  # noqa: F811
-    base, master = web_server
+    server = web_server_factory({"PROMETHEUS_MULTIPROC_DIR": metrics_dir, "PORTAL_METRICS_TOKEN": METRICS_TOKEN})
+    base = server.url
     make_override(name="echo")
     ModulePullOverride.objects.filter(name="echo").update(sync_state="pending")  # nothing final: waits wait
     headers = {"Authorization": f"Bearer {make_token(ci_user, write=False)}"}
-    worker = _worker_pid(master.pid)
+    [worker] = server.worker_pids()
     idle_threads = _threads(worker)
 
     def wait_once(_):
