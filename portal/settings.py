@@ -27,7 +27,12 @@ def _env_bool(name: str, default: bool = False) -> bool:
 
 
 PRODUCTION = _env_bool("PORTAL_PRODUCTION")
-DEBUG = _env_bool("PORTAL_DEBUG", default=not PRODUCTION)
+# Off unless asked for: the debug page shows code, settings and request data to whoever triggers an error, so
+# PORTAL_DEBUG=1 is for a developer's own machine only (see README), and refused in production.
+DEBUG = _env_bool("PORTAL_DEBUG")
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("PORTAL_DEBUG=1 cannot be combined with PORTAL_PRODUCTION=1: the debug page is unsafe.")
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.error_reports.CredentialReporterFilter"
 
 
 def _required_key(name: str) -> str:
@@ -99,6 +104,19 @@ TEMPLATES = [
     },
 ]
 
+def _private_sqlite_files(path: Path) -> None:
+    """The SQLite database holds session keys: mode 0600 like the key files. SQLite creates its -wal and -shm
+    files with the database file's mode, so creating the file 0600 up front covers them; existing ones are
+    narrowed."""
+    if not path.name or str(path) == ":memory:":
+        return
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if existing.exists() and existing.stat().st_mode & 0o077:
+            existing.chmod(0o600)
+
+
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"), conn_max_age=60
@@ -112,6 +130,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    _private_sqlite_files(Path(DATABASES["default"]["NAME"]))
     # A file, not memory, so that a qcluster or server process started by a test shares the test database
     # (pass it on as DATABASE_URL); one per pytest process, so parallel runs never share one.
     DATABASES["default"]["TEST"] = {
@@ -214,6 +233,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["overrides.api.permissions.TokenModelPermissions"],
+    "DEFAULT_PARSER_CLASSES": ["portal.json_input.JSONBodyParser"],  # depth, number and size limits
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [

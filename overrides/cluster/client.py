@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import urllib3
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -367,6 +368,7 @@ def override_body(override, version: str, *, renew: bool = True) -> dict[str, An
             "spec": override_spec(override, version)}
 
 
+@sensitive_variables("registry", "spec")
 def source_spec(source) -> dict[str, Any]:
     """`spec` of a ModuleSource; empty optional fields are left out (dockerCfg empty = anonymous)."""
     registry: dict[str, Any] = {"repo": source.repo, "scheme": source.scheme or "HTTPS"}

@@ -3,11 +3,13 @@
 from .history import ChangeAction, ChangeContext, DigestObservation, DigestOrigin, ObjectChange
 from .leases import Lease
 from .pulloverrides import ModulePullOverride
+from .skipped import SkippedClusterObject
 from .sources import BUILTIN_SOURCE, ModuleSource, Scheme
 from .sync import ClusterMirrored, SyncState
 from .tokens import ApiToken, hash_token
 
 __all__ = [
     "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ClusterMirrored", "DigestObservation",
-    "DigestOrigin", "Lease", "ModulePullOverride", "ModuleSource", "ObjectChange", "Scheme", "SyncState", "hash_token",
+    "DigestOrigin", "Lease", "ModulePullOverride", "ModuleSource", "ObjectChange", "Scheme", "SkippedClusterObject",
+    "SyncState", "hash_token",
 ]
