@@ -106,6 +106,16 @@ def _claim_rows(plans: list[tuple[int, datetime | None, datetime]]) -> None:
         raise _Contended
 
 
+def _after_missed_slots(when: datetime, interval: timedelta, now: datetime) -> tuple[datetime, datetime]:
+    """(due, until) of a claim. After missed slots (a dispatcher outage) the row is checked late, at once; but
+    when the next slot is under a second away (and half an interval) that slot's check serves instead, so the
+    row is not checked twice within a moment."""
+    until = next_due(when, interval, now)
+    if when + interval <= now and until - now < min(interval / 2, timedelta(seconds=1)):
+        return until, until + interval
+    return when, until
+
+
 def claim_checks(*, now: datetime | None = None, horizon: timedelta = timedelta(0),
                  limit: int = 500) -> list[ClaimedCheck]:
     """Claim the live overrides due by `now + horizon` (or never scheduled), earliest first, at most `limit`.
@@ -125,7 +135,7 @@ def claim_checks(*, now: datetime | None = None, horizon: timedelta = timedelta(
                 for row in rows.values(*_CHECK_FIELDS)[:limit]:
                     interval = scan_interval_of(row["scan_interval"])
                     when = row["next_check_at"] or now
-                    plans.append((row, interval, when, next_due(when, interval, now)))
+                    plans.append((row, interval, *_after_missed_slots(when, interval, now)))
                 if bulk:
                     _claim_rows([(row["pk"], row["next_check_at"], until) for row, _, _, until in plans])
                 else:
