@@ -7,6 +7,10 @@ class OverridesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from portal import private_files
+
+        private_files.connect()
+
         from django_q.signals import pre_enqueue, pre_execute
 
         from portal.middleware import adopt_request_id, carry_request_id

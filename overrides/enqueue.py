@@ -11,8 +11,7 @@ from overrides.models import ModulePullOverride
 
 
 def _enqueue_after_commit(func: str, *args, group: str) -> None:
-    # robust: a broker outage after the commit must not turn an accepted change into an error; the row is saved
-    # and the sweeps pick it up when the broker is back.
+    # robust: a broker outage after the commit is logged, not a 500 for a change that is saved (the sweeps enqueue it)
     transaction.on_commit(lambda: async_task(func, *args, group=group), robust=True)
 
 

@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.registry",
     "tests.fixtures.kube",
     "tests.fixtures.jobs",
-    "tests.fixtures.servers",
     "tests.fixtures.browser",
+    "tests.fixtures.servers",
+    "tests.fixtures.webservers",
 ]

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.debug import ExceptionReporter
 
 from overrides import services
-from tests.fixtures.core import docker_cfg_for
+from tests.registries.credentials import make_docker_cfg as docker_cfg_for
 from tests.test_api_support import *
 
 pytestmark = pytest.mark.django_db
@@ -29,6 +29,9 @@ NEW_CFG = docker_cfg_for("registry.example.com", "robot", NEW_PW)
 
 def _setting(name: str, **env) -> str:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_") and k != "DATABASE_URL"}
+    if "PORTAL_VAR_DIR" in env:  # what `make run` does first: development keys under var/
+        subprocess.run([sys.executable, "-m", "portal.devkeys"], cwd=BASE_DIR, check=True, capture_output=True,
+                       timeout=60, env={**clean, "PORTAL_VAR_DIR": env["PORTAL_VAR_DIR"]})
     code = f"import django; django.setup(); from django.conf import settings; print(settings.{name})"
     result = subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
                             env={**clean, "DJANGO_SETTINGS_MODULE": "portal.settings", **env})

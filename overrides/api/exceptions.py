@@ -12,12 +12,12 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from portal.health import OUTAGE_RETRY_AFTER, is_outage, outage_body
 from portal.json_input import PayloadTooLarge, body_limit, too_large_message
 
 logger = logging.getLogger("overrides.api")
@@ -44,13 +44,9 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or NON_FIELD: messages}
 
 
-def _unavailable_part(exc: Exception) -> str:
-    """"database" or "task broker" when `exc` says one of them cannot be reached (an outage, not a bug)."""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return "database"
-    if type(exc).__module__.startswith("redis") and type(exc).__name__ in ("ConnectionError", "TimeoutError"):
-        return "task broker"
-    return ""
+def _broker_outage(exc: Exception) -> bool:
+    """The django-q2 Redis broker cannot be reached (a task enqueued outside an after-commit hook)."""
+    return type(exc).__module__.startswith("redis") and type(exc).__name__ in ("ConnectionError", "TimeoutError")
 
 
 def exception_handler(exc: Exception, context: dict) -> Response:
@@ -68,13 +64,16 @@ def exception_handler(exc: Exception, context: dict) -> Response:
             response.data = {NON_FIELD: [str(response.data["detail"])]}
         return response
     request = context.get("request")
+    if is_outage(exc):  # the database went away: 503 with a retry hint, never a 500 (nothing was changed)
+        logger.warning("Database unavailable: %s", type(exc).__name__)
+        return Response(outage_body(request), status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": OUTAGE_RETRY_AFTER})
     request_id = str(getattr(request, "id", "") or "")
-    unavailable = _unavailable_part(exc)
-    if unavailable:
-        logger.warning("API answered 503: the %s is unavailable (%s: %s)", unavailable, type(exc).__name__, exc)
-        return Response({"detail": f"The portal's {unavailable} is unavailable; the request was not completed. "
-                                   "Retry later.", "requestId": request_id},
-                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
+    if _broker_outage(exc):
+        logger.warning("Task broker unavailable: %s", type(exc).__name__)
+        return Response({"detail": "The portal's task broker is unavailable; the request was not completed. "
+                                   "Retry shortly.", "requestId": request_id},
+                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": OUTAGE_RETRY_AFTER})
     view = context.get("view")
     logger.error("Unexpected error in %s: %s", type(view).__name__ if view else "API", type(exc).__name__,
                  exc_info=exc)
