@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from overrides.api.urls import not_found as api_not_found
 from overrides.identity.views import PortalLoginView
+from portal.monitoring import metrics_view
 
 urlpatterns = [
     # One login page for the portal and the admin (so PORTAL_LOCAL_LOGIN=0 closes both).
@@ -21,5 +22,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     re_path(r"^api/(?P<rest>[\s\S]*)\Z", api_not_found),  # any path, newlines included
+    path("metrics", metrics_view, name="metrics"),  # Prometheus; bearer PORTAL_METRICS_TOKEN
     path("", include("overrides.urls")),
 ]

@@ -8,5 +8,6 @@ pytest_plugins = [
     "tests.fixtures.jobs",
     "tests.fixtures.browser",
     "tests.fixtures.servers",
+    "tests.fixtures.webservers",
     "tests.fixtures.oidc",
 ]
