@@ -2,7 +2,7 @@
 
 Each role is a Django group created by a migration (0007b_roles). A user's roles come from the provider's
 groups on every sign-in; nothing is kept from an earlier sign-in.
-- viewer: view permissions on everything but secrets (API tokens of others);
+- viewer: view permissions on everything but secrets (the API tokens of others);
 - developer: viewer, plus add / change (renew) / delete of overrides;
 - admin: every permission of the portal, the Django admin (is_staff) and superuser.
 """
@@ -14,19 +14,23 @@ from django.conf import settings
 VIEWER, DEVELOPER, ADMIN = "viewer", "developer", "admin"
 ROLES = (VIEWER, DEVELOPER, ADMIN)
 
-VIEWER_MODELS = ("modulesource", "modulepulloverride", "digestobservation", "objectchange", "modulescope")
+VIEWER_HIDDEN = ("apitoken",)  # view permissions a viewer lacks: others' tokens are secrets
 DEVELOPER_PERMS = ("add_modulepulloverride", "change_modulepulloverride", "delete_modulepulloverride")
 
 
-def role_permissions(role: str) -> list[tuple[str, str]]:
-    """(app_label, codename) of the permissions a role holds; admin holds every overrides and auth permission."""
-    viewer = [("overrides", f"view_{model}") for model in VIEWER_MODELS]
+def role_permission_query(role: str, permission_model):
+    """The permissions a role holds: viewer every overrides view permission but the hidden ones (so a new model
+    is readable without a new migration), developer also the override writes, admin every overrides and auth
+    permission."""
+    overrides = permission_model.objects.filter(content_type__app_label="overrides")
+    viewer = overrides.filter(codename__startswith="view_").exclude(
+        codename__in=[f"view_{model}" for model in VIEWER_HIDDEN])
     if role == VIEWER:
         return viewer
     if role == DEVELOPER:
-        return viewer + [("overrides", codename) for codename in DEVELOPER_PERMS]
+        return viewer | overrides.filter(codename__in=DEVELOPER_PERMS)
     if role == ADMIN:
-        return [("overrides", "*"), ("auth", "*")]
+        return permission_model.objects.filter(content_type__app_label__in=("overrides", "auth"))
     raise ValueError(f"unknown role {role!r}")
 
 
@@ -34,11 +38,7 @@ def grant_role_permissions(group_model, permission_model) -> None:
     """Create the role groups (if missing) and set their permissions; used by the migration."""
     for role in ROLES:
         group, _ = group_model.objects.get_or_create(name=role)
-        perms = permission_model.objects.none()
-        for app_label, codename in role_permissions(role):
-            query = permission_model.objects.filter(content_type__app_label=app_label)
-            perms = perms | (query if codename == "*" else query.filter(codename=codename))
-        group.permissions.set(perms.distinct())
+        group.permissions.set(role_permission_query(role, permission_model).distinct())
 
 
 def ensure_roles() -> None:
