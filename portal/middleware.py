@@ -1,12 +1,17 @@
-"""Request id middleware: one UUID per request, echoed as X-Request-ID, stored on audit rows and in log lines."""
+"""Request id middleware: one UUID per request, echoed as X-Request-ID, stored on audit rows and in log lines;
+and the Content-Security-Policy header."""
 
 import contextvars
 import logging
 import re
 import uuid
 
+from django.conf import settings
+
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-_VALID_ID = re.compile(r"^[0-9a-fA-F-]{32,36}$")
+# A UUID as proxies write it: canonical with hyphens, or 32 hex digits; anything else gets a fresh id.
+_VALID_ID = re.compile(r"\A(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})\Z",
+                       re.IGNORECASE)
 
 
 class RequestIDMiddleware:
@@ -36,3 +41,17 @@ class RequestIDLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _request_id.get()
         return True
+
+
+class ContentSecurityPolicyMiddleware:
+    """Sends settings.PORTAL_CONTENT_SECURITY_POLICY on every response that has none of its own."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        policy = settings.PORTAL_CONTENT_SECURITY_POLICY
+        if policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = policy
+        return response
