@@ -75,7 +75,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.health.HealthProbeMiddleware",  # first: probes come to the pod IP, not an allowed host
     "portal.middleware.RequestIDMiddleware",
+    "portal.health.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "portal.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -153,7 +155,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# The image collects static files at build time outside the (possibly read-only or mounted) var directory.
+STATIC_ROOT = Path(os.environ.get("PORTAL_STATIC_ROOT", VAR_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve straight from static/ as well, so tests and a fresh checkout work before collectstatic.
 WHITENOISE_USE_FINDERS = True
@@ -244,6 +247,14 @@ if os.environ.get("PORTAL_REDIS_URL"):
     Q_CLUSTER["redis"] = os.environ["PORTAL_REDIS_URL"]
 else:
     Q_CLUSTER["orm"] = "default"
+    # The ORM broker keeps the clusters' status in a Django cache: a file one, so that the worker's liveness
+    # probe (`manage.py worker_alive`, another process) sees it. Redis keeps it in Redis.
+    Q_CLUSTER["cache"] = "qcluster-status"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "qcluster-status": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                        "LOCATION": str(VAR_DIR / "qcluster-status")},
+}
 if _env_bool("PORTAL_Q_SYNC"):
     Q_CLUSTER["sync"] = True
 
