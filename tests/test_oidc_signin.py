@@ -32,6 +32,8 @@ def test_login_page_offers_the_provider_and_the_local_form(oidc, live_server):
     assert page.status_code == 200
     assert "Sign in with Test IdP" in page.text
     assert 'name="password"' in page.text
+    # The browser follows the portal's redirect to the provider only if the page's form-action allows it.
+    assert f"form-action 'self' {oidc.issuer};" in page.headers["Content-Security-Policy"]
 
 
 def test_first_sign_in_creates_the_user_with_the_mapped_role(oidc, live_server):
