@@ -207,8 +207,8 @@ SOCIAL_AUTH_OIDC_GROUPS_KEY = "groups"
 SOCIAL_AUTH_OIDC_GROUPS_MISSING_AS_EMPTY = True  # no groups claim: no role, refused with the reason
 SOCIAL_AUTH_OIDC_USERNAME_KEY = "preferred_username"
 SOCIAL_AUTH_REQUESTS_TIMEOUT = 10
-# The callback URL given to the provider: https behind a TLS-terminating Ingress (the request itself is plain HTTP).
-SOCIAL_AUTH_REDIRECT_IS_HTTPS = _env_bool("PORTAL_OIDC_REDIRECT_HTTPS", default=PRODUCTION)
+# The callback URL given to the provider is https behind a TLS-terminating Ingress when PORTAL_NUM_PROXIES trusts
+# its X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER, below).
 SOCIAL_AUTH_RAISE_EXCEPTIONS = False  # refusals become a message on the login page, never a 500
 SOCIAL_AUTH_LOGIN_ERROR_URL = "login"
 SOCIAL_AUTH_PIPELINE = (
