@@ -85,6 +85,7 @@ def test_no_mapped_group_is_refused_with_the_reason(oidc, live_server):
     assert response.status_code == 200 and urlsplit(response.url).path == "/login/"
     text = html.unescape(response.text)
     assert "none of the groups that give a role" in text and "marketing" in text and "portal-admins" in text
+    assert '<p class="message message-error">Your account is in none of the groups' in text
     assert not User.objects.filter(username="carol").exists()
     assert not _signed_in(flow)
 
