@@ -3,9 +3,13 @@ with the provider's identity, local login turned off, a misconfigured issuer, an
 
 from __future__ import annotations
 
+import functools
 import html
+import http.server
+import json
 import re
 import socket
+import threading
 
 import pytest
 import requests
@@ -120,12 +124,13 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("issuer, problem", [
-    (lambda provider: f"http://127.0.0.1:{_closed_port()}", "cannot be reached"),
-    (lambda provider: f"{provider.issuer}/not-an-issuer", "answered HTTP 404"),
-])
+    (lambda provider, portal: f"http://127.0.0.1:{_closed_port()}", "cannot be reached"),
+    (lambda provider, portal: f"{provider.issuer}/not-an-issuer", "answered HTTP 404"),
+    (lambda provider, portal: portal, "answered HTTP 404"),  # the portal itself: a web page, no document
+], ids=["unreachable", "no-document", "a-web-site"])
 def test_a_misconfigured_issuer_leaves_local_login_working_and_tells_admins(
         oidc, live_server, settings, admin_user, issuer, problem):
-    settings.PORTAL_OIDC_ISSUER = settings.SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = issuer(oidc)
+    settings.PORTAL_OIDC_ISSUER = settings.SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = issuer(oidc, live_server.url)
     flow = OidcFlow(live_server.url)
     page = flow.page("/login/")
     assert page.status_code == 200 and 'name="password"' in page.text
@@ -138,6 +143,46 @@ def test_a_misconfigured_issuer_leaves_local_login_working_and_tells_admins(
     dashboard = flow.session.post(f"{live_server.url}/login/", data=login, timeout=10)
     assert 'class="logout"' in dashboard.text
     banner = html.unescape(dashboard.text)
+    assert "Sign-in with the identity provider does not work" in banner and problem in banner
+
+
+@pytest.fixture
+def document_server(tmp_path):
+    """A real HTTP server answering `/.well-known/openid-configuration` with a document the test writes."""
+    (tmp_path / ".well-known").mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+
+    def serve(document) -> str:
+        (tmp_path / ".well-known" / "openid-configuration").write_text(json.dumps(document))
+        return url
+
+    yield serve
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("document, problem", [
+    ({"issuer": "placeholder"}, "lacks authorization_endpoint, token_endpoint, jwks_uri"),
+    ({"issuer": "https://elsewhere.example", "authorization_endpoint": "https://elsewhere.example/auth",
+      "token_endpoint": "https://elsewhere.example/token", "jwks_uri": "https://elsewhere.example/keys"},
+     'names the issuer "https://elsewhere.example"'),
+    (["not", "an", "object"], "not a discovery document"),
+], ids=["incomplete", "other-issuer", "not-an-object"])
+def test_a_wrong_discovery_document_is_named_in_the_banner(oidc, live_server, settings, admin_user,
+                                                          document_server, document, problem):
+    settings.PORTAL_OIDC_ISSUER = settings.SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = document_server(document)
+    flow = OidcFlow(live_server.url)
+    page = flow.page("/login/")
+    attempt = flow.session.post(f"{live_server.url}/oauth/login/oidc/", data=_form_fields(page.text, "oidc-login"),
+                                timeout=20, allow_redirects=False)
+    assert attempt.status_code == 302  # back to the login page, or (other issuer) on to its authorize URL
+    login = {"csrfmiddlewaretoken": flow.session.cookies["csrftoken"], "username": "admin",
+             "password": "admin-pass-123"}
+    banner = html.unescape(flow.session.post(f"{live_server.url}/login/", data=login, timeout=10).text)
     assert "Sign-in with the identity provider does not work" in banner and problem in banner
 
 
