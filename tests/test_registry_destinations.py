@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from registry import client as registry_client
-from tests.fixtures.core import docker_cfg_for
+from tests.registries import make_docker_cfg
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -197,7 +197,7 @@ def test_credentials_go_to_a_token_server_on_another_host_only_when_trusted(sett
     realm = f"http://localhost:{foreign.port}/token"  # another host name than the registry's 127.0.0.1
     registry = stand_in(bearer_registry(realm))
     repo = f"127.0.0.1:{registry.port}/deckhouse/modules"
-    cfg = docker_cfg_for(f"127.0.0.1:{registry.port}", "ci", "pull-secret")
+    cfg = make_docker_cfg(f"127.0.0.1:{registry.port}", "ci", "pull-secret")
     answer = tags(repo, scheme="HTTP", docker_cfg=cfg)
     assert foreign.requests == []
     assert answer["error"] == (
@@ -241,7 +241,7 @@ def test_a_plain_http_token_server_of_an_https_registry_is_refused(tmp_path, sta
     cert, key, pem = _self_signed(tmp_path)
     plain = stand_in(token_server)
     registry = stand_in(bearer_registry(f"http://127.0.0.1:{plain.port}/token"), tls=(cert, key))
-    cfg = docker_cfg_for(f"127.0.0.1:{registry.port}", "ci", "pull-secret")
+    cfg = make_docker_cfg(f"127.0.0.1:{registry.port}", "ci", "pull-secret")
     answer = tags(f"127.0.0.1:{registry.port}/deckhouse/modules", scheme="HTTPS", ca=pem, docker_cfg=cfg)
     assert plain.requests == [] and len(registry.requests) == 1
     assert answer["error"] == (f"127.0.0.1:{registry.port} named a plain-HTTP token server (127.0.0.1:{plain.port}): "

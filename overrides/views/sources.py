@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
 from overrides import enqueue, services
@@ -73,6 +74,7 @@ def _form_page(request: HttpRequest, form: SourceForm, source: ModuleSource | No
     return render(request, "overrides/source_form.html", {"form": form, "source": source})
 
 
+@sensitive_post_parameters("new_docker_cfg")
 @require_perm(SOURCE_ADD)
 def source_create(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
@@ -90,6 +92,7 @@ def source_create(request: HttpRequest) -> HttpResponse:
     return _form_page(request, form, None)
 
 
+@sensitive_post_parameters("new_docker_cfg")
 @require_perm(SOURCE_CHANGE)
 def source_edit(request: HttpRequest, name: str) -> HttpResponse:
     source = _editable_source(name)
