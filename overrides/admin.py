@@ -29,6 +29,7 @@ from overrides.models import (
     SkippedClusterObject,
 )
 from overrides.tokens import token_create, token_revoke
+from overrides.views.paging import BoundedCountPaginator
 
 
 def _actor(request) -> Actor:
@@ -252,6 +253,7 @@ class DigestObservationAdmin(ReadOnlyAdmin):
     raw_id_fields = ("override",)
     date_hierarchy = "observed_at"
     show_full_result_count = False
+    paginator = BoundedCountPaginator
 
 
 @admin.register(ObjectChange)
