@@ -155,6 +155,7 @@ AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_CALLABLE = "portal.login_throttle.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "portal.login_throttle.client_ip"
 AXES_SENSITIVE_PARAMETERS: list[str] = []  # log who and from where (the password is always masked)
+AXES_VERBOSE = False  # no start-up banner on every command; failed logins are still logged
 # Proxies in front of the portal whose X-Forwarded-For is trusted (0: the peer address is the client).
 PORTAL_NUM_PROXIES = int(os.environ.get("PORTAL_NUM_PROXIES", "0"))
 
