@@ -106,7 +106,7 @@ def test_a_row_no_url_can_hold_never_breaks_a_list_page(client, admin_user, make
     ModulePullOverride.objects.create(name="dotted.module", source=source, image_tag="main")
     ModulePullOverride.objects.create(name="echo", source=source, image_tag="main")
     client.force_login(admin_user)
-    for url in ("/", "/dashboard/rows/", "/sources/", "/sources/dev/", "/audit/"):
+    for url in ("/", "/dashboard/rows/", "/sources/", "/sources/dev/", "/sources/dev/delete/", "/audit/"):
         response = client.get(url)
         assert response.status_code == 200, url
     rows = client.get("/dashboard/rows/").content.decode()
