@@ -197,3 +197,26 @@ def test_sign_in_in_a_real_browser(oidc, live_server, browser):
     assert browser.find_element(By.CSS_SELECTOR, ".who").text == "vera"
     assert browser.current_url.endswith("/overrides/echo/")
     assert set(User.objects.get(username="vera").groups.values_list("name", flat=True)) == {"developer"}
+
+
+def test_a_provider_group_with_a_module_scope_restricts_its_members(oidc, live_server, dev_source):
+    from django.contrib.auth.models import Group
+
+    from overrides.models import ModuleScope
+
+    ModuleScope.objects.create(group=Group.objects.create(name="team-a"), pattern="team-a-*")
+    oidc.set_user(oidc.sub, groups=["team-a", "devs"], username="wes")
+    flow = OidcFlow(live_server.url)
+    flow.sign_in(oidc.sub)
+    assert set(User.objects.get(username="wes").groups.values_list("name", flat=True)) == {"developer", "team-a"}
+    token = _create_token(flow)
+    refused = _api(live_server, token, "PUT", "/overrides/echo/", {"source": "dev", "imageTag": "pr1"})
+    assert refused.status_code == 403 and 'group "team-a" may change team-a-*' in refused.json()["detail"]
+    assert not ModulePullOverride.objects.filter(name="echo").exists()
+    assert _api(live_server, token, "PUT", "/overrides/team-a-web/", {"source": "dev", "imageTag": "pr1"}
+                ).status_code == 201
+
+    oidc.set_user(oidc.sub, groups=["devs"], username="wes")  # out of team-a in the provider: no scope any more
+    OidcFlow(live_server.url).sign_in(oidc.sub)
+    assert set(User.objects.get(username="wes").groups.values_list("name", flat=True)) == {"developer"}
+    assert _api(live_server, token, "PUT", "/overrides/echo/", {"source": "dev", "imageTag": "pr1"}).status_code == 201
