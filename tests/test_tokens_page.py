@@ -56,7 +56,9 @@ def test_the_scope_column_shows_the_owners_module_scope(client, dev):
     dev.groups.add(team)
     client.force_login(dev)
     client.post("/tokens/", {"description": "ci"})
-    assert "read and write, modules team-a-*" in client.get("/tokens/").content.decode()
+    page = client.get("/tokens/").content.decode()
+    assert "read and write, modules team-a-*" in page
+    assert "Your role: developer; you may change overrides of team-a-*." in page
 
 
 def test_bad_input_is_a_form_error(client, dev):

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from overrides import tokens
 from overrides.forms import PortalForm, apply_service_errors
+from overrides.identity.roles import ROLES
 from overrides.models import ApiToken
 from overrides.scopes import scope_patterns
 
@@ -52,10 +53,20 @@ def _token_rows(request: HttpRequest) -> tuple[list[dict], bool]:
     return [{"token": t, "scope": _scope_text(t)} for t in queryset], show_all
 
 
+def _your_rights(user) -> str:
+    """The signed-in user's roles and module scope, as their tokens get them."""
+    held = sorted(set(user.groups.filter(name__in=ROLES).values_list("name", flat=True)))
+    role = "superuser" if user.is_superuser else (", ".join(held) or "no role")
+    patterns = scope_patterns(user)
+    scope = "all modules" if patterns is None else ", ".join(p for group in patterns.values() for p in group)
+    return f"Your role: {role}; you may change overrides of {scope}. Your tokens get exactly this, as it is when used."
+
+
 def _page(request: HttpRequest, form: TokenForm, plaintext: str = "", status: int = 200) -> HttpResponse:
     rows, show_all = _token_rows(request)
     return render(request, "overrides/token_list.html",
-                  {"form": form, "rows": rows, "show_all": show_all, "plaintext": plaintext}, status=status)
+                  {"form": form, "rows": rows, "show_all": show_all, "plaintext": plaintext,
+                   "your_rights": _your_rights(request.user)}, status=status)
 
 
 @login_required
