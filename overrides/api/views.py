@@ -17,7 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from overrides import services
-from overrides.api import rollout
+from overrides.api import rollout_waits
 from overrides.api.common import (
     AUTH_ERRORS,
     NOT_FOUND,
@@ -187,14 +187,12 @@ class ModulePullOverrideViewSet(NamedObjectViewSet):
         override = self.get_object()
         query = RolloutQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        slots = rollout.wait_slots()
-        if not slots.acquire(blocking=False):
-            raise exceptions.Throttled(wait=5, detail="This server already holds its maximum of rollout waits.")
-        try:
-            outcome = rollout.wait_for_rollout(override, query.validated_data.get("digest") or None,
-                                               query.validated_data["timeout"])
-        finally:
-            slots.release()
+        outcome = rollout_waits.start_wait(request, override, query.validated_data.get("digest") or None,
+                                           query.validated_data["timeout"])
+        if isinstance(outcome, rollout_waits.Wait):  # not final yet: `rollout_waits.rollout_view` awaits it
+            response = Response(None)
+            response.rollout_wait = outcome
+            return response
         return Response(RolloutSerializer(outcome).data, status=outcome.http_status)
 
 
