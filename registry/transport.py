@@ -26,20 +26,19 @@ from requests.adapters import HTTPAdapter
 
 from portal.json_input import parse_json
 
+from . import defaults
 from .auth import Challenge, Credentials, Token, TokenCache, credentials_for, parse_challenges, split_repo
 from .errors import ErrorKind, RegistryError
 from .failures import auth_error, connection_error, status_error, tls_error
 
 logger = logging.getLogger("registry")
 
-DEFAULT_CONNECT_TIMEOUT = 3.0
-DEFAULT_READ_TIMEOUT = 5.0
-DEFAULT_POOL_SIZE = 16
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a tags page of 1000 names is ~30 KB; anything near this is not a registry
 
 
 def setting(name: str, default):
-    """A Django setting, or `default` when Django is absent or not configured (bench, scripts).
+    """A Django setting, or `default` (from `registry.defaults`) when Django is absent or not configured (bench,
+    scripts).
 
     Read on every call so `override_settings` works in tests; cheap when Django is not in use.
     """
@@ -60,8 +59,8 @@ def timeouts(timeout: tuple[float, float] | None = None) -> tuple[float, float]:
     if timeout is not None:
         return float(timeout[0]), float(timeout[1])
     return (
-        float(setting("REGISTRY_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)),
-        float(setting("REGISTRY_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)),
+        float(setting("REGISTRY_CONNECT_TIMEOUT", defaults.CONNECT_TIMEOUT)),
+        float(setting("REGISTRY_READ_TIMEOUT", defaults.READ_TIMEOUT)),
     )
 
 
@@ -202,7 +201,7 @@ class Endpoints:
                 verify: bool | str = True
                 if scheme == "https":
                     verify = self.ca_files.path(ca) if ca else default_ca_bundle()
-                pool_size = int(setting("REGISTRY_POOL_SIZE", DEFAULT_POOL_SIZE))
+                pool_size = int(setting("REGISTRY_POOL_SIZE", defaults.POOL_SIZE))
                 endpoint = self._endpoints[key] = Endpoint(scheme, host, verify, pool_size)
             return endpoint
 
