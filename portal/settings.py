@@ -206,6 +206,13 @@ REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", reg
 # Connections kept per registry endpoint, and tags asked for per page of a tag list (no variables: tests tune them).
 REGISTRY_POOL_SIZE = registry_defaults.POOL_SIZE
 REGISTRY_TAGS_PAGE_SIZE = registry_defaults.TAGS_PAGE_SIZE
+# Which registries and token servers the portal may request (see registry/destinations.py): host patterns, and
+# whether non-public addresses are refused (production); token servers on another host that get credentials.
+REGISTRY_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("PORTAL_REGISTRY_ALLOWED_HOSTS", "").split(",")
+                          if h.strip()]
+REGISTRY_REFUSE_PRIVATE = _env_bool("PORTAL_REGISTRY_REFUSE_PRIVATE", default=PRODUCTION)
+REGISTRY_TRUSTED_REALMS = [h.strip() for h in os.environ.get("PORTAL_REGISTRY_TRUSTED_REALMS", "").split(",")
+                           if h.strip()]
 # --- polling (see overrides/polling/) --------------------------------------------------------------
 # Threads of the dispatcher's check pool, and at most how many of them one registry host may hold (a hung
 # registry then cannot starve the others).

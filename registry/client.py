@@ -46,7 +46,7 @@ from urllib.parse import urljoin, urlsplit
 
 import oras.defaults
 
-from . import defaults, transport
+from . import defaults
 from .auth import docker_cfg_credentials, validate_docker_cfg
 from .errors import DigestLookup, DockerCfgError, ErrorKind, ModuleListing, RegistryError, TagListing
 from .failures import status_error
@@ -161,7 +161,7 @@ def _not_found(target: Target, module: str, tag: str, repo_path: str, reference:
 # --- tags ----------------------------------------------------------------------------------------------------------
 
 def _page_size(page_size: int | None) -> int:
-    size = page_size if page_size is not None else transport.setting("REGISTRY_TAGS_PAGE_SIZE", defaults.TAGS_PAGE_SIZE)
+    size = page_size if page_size is not None else defaults.setting("REGISTRY_TAGS_PAGE_SIZE", defaults.TAGS_PAGE_SIZE)
     return max(1, int(size))
 
 
@@ -196,7 +196,7 @@ def _tag_pages(target: Target, repo_path: str, page_size: int, timeout: tuple[fl
         if not isinstance(tags, list):
             raise RegistryError(ErrorKind.REGISTRY_ERROR, f"{target.what} answered a tag list without tags.",
                                 status=200)
-        yield [t for t in tags if isinstance(t, str)]
+        yield [t for t in tags if isinstance(t, str) and _TAG_RE.match(t)]  # names only, never arbitrary text
         if not tags or not link:
             return
         url = urljoin(response.url or url, link)
