@@ -31,7 +31,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from overrides.cluster.state import cluster_mode
+from overrides.cluster.state import SYNC_OFF_MESSAGE, cluster_mode
 
 logger = logging.getLogger("overrides.cluster")
 
@@ -128,7 +128,7 @@ def api_client() -> k8s.ApiClient:
     global _cached
     key = _config_key()
     if key[0] != "on":
-        raise ClusterError("off", "Cluster sync is off: no cluster is configured.")
+        raise ClusterError("off", SYNC_OFF_MESSAGE)
     with _lock:
         if _cached is not None and _cached[0] == key:
             return _cached[1]
