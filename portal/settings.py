@@ -108,19 +108,6 @@ TEMPLATES = [
     },
 ]
 
-def _private_sqlite_files(path: Path) -> None:
-    """The SQLite database holds session keys: mode 0600 like the key files. SQLite creates its -wal and -shm
-    files with the database file's mode, so creating the file 0600 up front covers them; existing ones are
-    narrowed."""
-    if not path.name or str(path) == ":memory:":
-        return
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if existing.exists() and existing.stat().st_mode & 0o077:
-            existing.chmod(0o600)
-
-
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"), conn_max_age=60
@@ -134,7 +121,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    _private_sqlite_files(Path(DATABASES["default"]["NAME"]))
     # A file, not memory, so that a qcluster or server process started by a test shares the test database
     # (pass it on as DATABASE_URL); one per pytest process, so parallel runs never share one.
     DATABASES["default"]["TEST"] = {
@@ -169,6 +155,7 @@ AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_CALLABLE = "portal.login_throttle.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "portal.login_throttle.client_ip"
 AXES_SENSITIVE_PARAMETERS: list[str] = []  # log who and from where (the password is always masked)
+AXES_VERBOSE = False  # no start-up banner on every command; failed logins are still logged
 # Proxies in front of the portal whose X-Forwarded-For is trusted (0: the peer address is the client).
 PORTAL_NUM_PROXIES = int(os.environ.get("PORTAL_NUM_PROXIES", "0"))
 
