@@ -117,6 +117,9 @@ def test_the_secret_from_env_component_rolls_pods_on_a_change(tmp_path):
             secret["metadata"]["name"]}
     monitor = one(objects, "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["authorization"]["credentials"]["name"] == secret["metadata"]["name"]
+    pod_monitor = one(objects, "PodMonitor")
+    assert pod_monitor["spec"]["podMetricsEndpoints"][0]["authorization"]["credentials"]["name"] == secret[
+        "metadata"]["name"]
 
 
 def test_deckhouse_overlay_ingress_tls_and_prometheus():
@@ -139,6 +142,14 @@ def test_deckhouse_overlay_ingress_tls_and_prometheus():
                                                                           "key": "PORTAL_METRICS_TOKEN"}}
     web = one(objects, "Service", "mpo-portal-web")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= web["metadata"]["labels"].items()
+    pod_monitor = one(objects, "PodMonitor", "mpo-portal-worker")
+    assert pod_monitor["metadata"]["labels"]["prometheus"] == "main"
+    worker = one(objects, "Deployment", "mpo-portal-worker")["spec"]["template"]
+    assert pod_monitor["spec"]["selector"]["matchLabels"].items() <= worker["metadata"]["labels"].items()
+    endpoint = pod_monitor["spec"]["podMetricsEndpoints"][0]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    assert endpoint["authorization"] == monitor["spec"]["endpoints"][0]["authorization"]
+    assert {"name": "metrics", "containerPort": 9100} in worker["spec"]["containers"][0]["ports"]
     config = one(objects, "ConfigMap")["data"]
     assert config["PORTAL_ALLOWED_HOSTS"] == ingress["spec"]["rules"][0]["host"]
     assert config["PORTAL_CSRF_TRUSTED_ORIGINS"] == f"https://{ingress['spec']['rules'][0]['host']}"
