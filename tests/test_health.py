@@ -141,3 +141,10 @@ def test_a_broker_outage_loses_no_accepted_change(tmp_path):
                             text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == [201, 1]
+
+
+def test_prometheus_scrapes_the_pod_address(client, db, settings):
+    settings.PORTAL_METRICS_TOKEN = "scrape-me"
+    assert client.get("/metrics", HTTP_HOST="10.244.1.17:8000").status_code == 401
+    answer = client.get("/metrics", HTTP_HOST="10.244.1.17:8000", HTTP_AUTHORIZATION="Bearer scrape-me")
+    assert answer.status_code == 200 and b"mpo_portal_" in answer.content
