@@ -126,7 +126,7 @@ def is_outage(exc: BaseException) -> bool:
 
 def outage_body(request) -> dict:
     request_id = str(getattr(request, "id", "") or "")
-    return {"detail": "The portal's database is unavailable; nothing was changed. Retry shortly.",
+    return {"detail": "The portal's database is unavailable. Retry shortly: every change is saved whole or not at all.",
             "requestId": request_id}
 
 

@@ -78,3 +78,13 @@ def _get(url: str, authorization: str = ""):
         return requests.get(url, headers={"Authorization": authorization} if authorization else {}, timeout=5)
     except requests.ConnectionError:
         return None
+
+
+def test_probe_passes_when_the_broker_is_unreachable(transactional_db):
+    from tests.registries.processes import free_port
+
+    env = {**qcluster_env(), "PORTAL_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    result = subprocess.run([sys.executable, "manage.py", "worker_alive"], cwd=BASE_DIR, capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr  # restarting the worker would not bring Redis back
+    assert "not checked: the broker did not answer" in result.stdout
