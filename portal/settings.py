@@ -232,6 +232,8 @@ PORTAL_ROLLOUT_MAX_WAITS = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS", "1000"
 PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN", "100"))
 # Bearer token Prometheus sends to /metrics (empty = /metrics is off).
 PORTAL_METRICS_TOKEN = os.environ.get("PORTAL_METRICS_TOKEN", "")
+# Where a worker pod answers /metrics (portal/worker_metrics.py, started by the image's worker role).
+PORTAL_WORKER_METRICS_PORT = int(os.environ.get("PORTAL_WORKER_METRICS_PORT", "9100"))
 # How often open dashboard and override pages refresh their live parts (seconds).
 PORTAL_UI_REFRESH_SECONDS = int(os.environ.get("PORTAL_UI_REFRESH_SECONDS", "5"))
 # Shared secret for registry push notifications (empty = the endpoint is disabled).
