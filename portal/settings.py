@@ -15,6 +15,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.devkeys import missing_key_message, read_dev_key, var_dir
+from registry import defaults as registry_defaults
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = var_dir()
@@ -254,8 +255,11 @@ PORTAL_MPO_API_VERSION = os.environ.get("PORTAL_MPO_API_VERSION", "")
 PORTAL_CLUSTER_TIMEOUT = float(os.environ.get("PORTAL_CLUSTER_TIMEOUT", "5"))
 
 # --- registry --------------------------------------------------------------------------------------
-REGISTRY_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_CONNECT_TIMEOUT", "3"))
-REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", "5"))
+REGISTRY_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_CONNECT_TIMEOUT", registry_defaults.CONNECT_TIMEOUT))
+REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", registry_defaults.READ_TIMEOUT))
+# Connections kept per registry endpoint, and tags asked for per page of a tag list (no variables: tests tune them).
+REGISTRY_POOL_SIZE = registry_defaults.POOL_SIZE
+REGISTRY_TAGS_PAGE_SIZE = registry_defaults.TAGS_PAGE_SIZE
 # Which registries and token servers the portal may request (see registry/destinations.py): host patterns, and
 # whether non-public addresses are refused (production); token servers on another host that get credentials.
 REGISTRY_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("PORTAL_REGISTRY_ALLOWED_HOSTS", "").split(",")
@@ -282,6 +286,8 @@ PORTAL_ROLLOUT_MAX_WAITS = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS", "1000"
 PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN", "100"))
 # Bearer token Prometheus sends to /metrics (empty = /metrics is off).
 PORTAL_METRICS_TOKEN = os.environ.get("PORTAL_METRICS_TOKEN", "")
+# Where a worker pod answers /metrics (portal/worker_metrics.py, started by the image's worker role).
+PORTAL_WORKER_METRICS_PORT = int(os.environ.get("PORTAL_WORKER_METRICS_PORT", "9100"))
 # How often open dashboard and override pages refresh their live parts (seconds).
 PORTAL_UI_REFRESH_SECONDS = int(os.environ.get("PORTAL_UI_REFRESH_SECONDS", "5"))
 # Shared secret for registry push notifications (empty = the endpoint is disabled).
