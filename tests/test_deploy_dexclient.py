@@ -1,24 +1,51 @@
-"""deploy/deckhouse/dexclient.yaml is a DexClient as Deckhouse's user-authn module defines it, whose redirect URI
-is the portal's OIDC callback."""
+"""deploy/deckhouse signs in with the cluster's Dex: a DexClient as Deckhouse's user-authn module defines it
+(deckhouse.io/v1, modules/150-user-authn/crds/dex-client.yaml), the client id Dex derives from it, the web pods
+reading the client secret from the Secret Dex creates, and a redirect URI that is the portal's callback on the
+Ingress host."""
 
-from pathlib import Path
-
-import yaml
+import pytest
 from django.urls import reverse
 
-MANIFEST = Path(__file__).resolve().parents[1] / "deploy" / "deckhouse" / "dexclient.yaml"
-# spec properties of deckhouse.io/v1 DexClient (modules/150-user-authn/crds/dex-client.yaml)
-SPEC_PROPERTIES = {"allowedEmails", "allowedGroups", "redirectURIs", "trustedPeers", "secretMetadata"}
+from tests.deploy import kubectl, one, render
+
+pytestmark = pytest.mark.skipif(kubectl() is None, reason="kubectl is not installed (it renders deploy/)")
+# spec properties of deckhouse.io/v1 DexClient, every one a list of strings but secretMetadata
+SPEC_LISTS = {"allowedEmails", "allowedGroups", "redirectURIs", "trustedPeers"}
 
 
-def test_dexclient_manifest():
-    doc = yaml.safe_load(MANIFEST.read_text())
-    assert (doc["apiVersion"], doc["kind"]) == ("deckhouse.io/v1", "DexClient")
-    assert doc["metadata"]["name"] and doc["metadata"]["namespace"]
-    assert set(doc["spec"]) <= SPEC_PROPERTIES
-    assert all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in doc["spec"].values())
+@pytest.fixture(scope="module")
+def objects():
+    return render("deckhouse")
+
+
+def _settings(objects) -> dict[str, str]:
+    return next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith(
+        "mpo-portal-settings"))["data"]
+
+
+def test_the_dexclient_follows_deckhouses_schema(objects):
+    client = one(objects, "DexClient")
+    assert client["apiVersion"] == "deckhouse.io/v1" and client["metadata"]["namespace"]
+    assert set(client["spec"]) <= SPEC_LISTS | {"secretMetadata"}
+    for key in set(client["spec"]) & SPEC_LISTS:
+        assert all(isinstance(item, str) for item in client["spec"][key]), key
+
+
+def test_the_portal_is_configured_as_that_client(objects):
+    client = one(objects, "DexClient")
+    name, namespace = client["metadata"]["name"], client["metadata"]["namespace"]
+    settings = _settings(objects)
+    assert settings["PORTAL_OIDC_CLIENT_ID"] == f"dex-client-{name}@{namespace}"
+    assert settings["PORTAL_OIDC_ISSUER"].startswith("https://")
+    web = one(objects, "Deployment", "mpo-portal-web")["spec"]["template"]["spec"]["containers"][0]
+    secret = next(e for e in web["env"] if e["name"] == "PORTAL_OIDC_CLIENT_SECRET")["valueFrom"]["secretKeyRef"]
+    assert secret == {"name": f"dex-client-{name}", "key": "clientSecret"}
+    mapped = {g for key in ("ADMIN", "DEVELOPER", "VIEWER")
+              for g in settings[f"PORTAL_OIDC_{key}_GROUPS"].split(",") if g}
+    assert mapped <= set(client["spec"]["allowedGroups"])  # Dex lets in everyone the portal gives a role
+
+
+def test_the_redirect_uri_is_the_callback_on_the_ingress_host(objects):
+    host = one(objects, "Ingress")["spec"]["rules"][0]["host"]
     callback = reverse("social:complete", args=["oidc"])
-    assert all(uri.startswith("https://") and uri.endswith(callback) for uri in doc["spec"]["redirectURIs"])
-    text = MANIFEST.read_text()
-    assert f"dex-client-{doc['metadata']['name']}@{doc['metadata']['namespace']}" in text
-    assert f"secretKeyRef: {{name: dex-client-{doc['metadata']['name']}, key: clientSecret}}" in text
+    assert one(objects, "DexClient")["spec"]["redirectURIs"] == [f"https://{host}{callback}"]
