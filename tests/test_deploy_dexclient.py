@@ -39,7 +39,7 @@ def test_the_portal_is_configured_as_that_client(objects):
     assert settings["PORTAL_OIDC_ISSUER"].startswith("https://")
     web = one(objects, "Deployment", "mpo-portal-web")["spec"]["template"]["spec"]["containers"][0]
     secret = next(e for e in web["env"] if e["name"] == "PORTAL_OIDC_CLIENT_SECRET")["valueFrom"]["secretKeyRef"]
-    assert secret == {"name": f"dex-client-{name}", "key": "clientSecret"}
+    assert secret == {"name": f"dex-client-{name}", "key": "clientSecret", "optional": True}
     mapped = {g for key in ("ADMIN", "DEVELOPER", "VIEWER")
               for g in settings[f"PORTAL_OIDC_{key}_GROUPS"].split(",") if g}
     assert mapped <= set(client["spec"]["allowedGroups"])  # Dex lets in everyone the portal gives a role

@@ -146,6 +146,12 @@ def test_a_misconfigured_issuer_leaves_local_login_working_and_tells_admins(
     assert "Sign-in with the identity provider does not work" in banner and problem in banner
 
 
+def test_a_missing_client_secret_is_named_in_the_banner(oidc, client, settings, admin_user):
+    settings.PORTAL_OIDC_CLIENT_SECRET = settings.SOCIAL_AUTH_OIDC_SECRET = ""
+    client.force_login(admin_user)
+    assert "PORTAL_OIDC_CLIENT_SECRET is not set" in client.get("/").content.decode()
+
+
 @pytest.fixture
 def document_server(tmp_path):
     """A real HTTP server answering `/.well-known/openid-configuration` with a document the test writes."""

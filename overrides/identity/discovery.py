@@ -26,6 +26,9 @@ def issuer_problem(*, fresh: bool = False) -> str:
     if cached and not fresh and time.monotonic() - cached[0] < CHECK_TTL:
         return cached[1]
     verdict = _check(issuer)
+    if not verdict and not settings.PORTAL_OIDC_CLIENT_SECRET:
+        verdict = ("PORTAL_OIDC_CLIENT_SECRET is not set (in Deckhouse: the Secret dex-client-<name> that Dex creates "
+                   "for the DexClient, key clientSecret)")
     _verdicts[issuer] = (time.monotonic(), verdict)
     return verdict
 
