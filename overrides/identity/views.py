@@ -33,7 +33,7 @@ class PortalLoginView(auth_views.LoginView):
 
     def dispatch(self, request, *args, **kwargs):
         response = super().dispatch(request, *args, **kwargs)
-        policy = login_page_policy(getattr(settings, "PORTAL_CONTENT_SECURITY_POLICY", ""))
+        policy = login_page_policy(settings.PORTAL_CONTENT_SECURITY_POLICY)
         if policy:
             response["Content-Security-Policy"] = policy
         return response
