@@ -2,12 +2,25 @@
 
 from .history import ChangeAction, ChangeContext, DigestObservation, DigestOrigin, ObjectChange
 from .leases import Lease
+from .notifications import (
+    ChannelKind,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryState,
+    EventType,
+    NotificationChannel,
+    NotificationEvent,
+    NotificationSubscription,
+    SubscriptionScope,
+)
 from .pulloverrides import ModulePullOverride
 from .sources import BUILTIN_SOURCE, ModuleSource, Scheme
 from .sync import ClusterMirrored, SyncState
 from .tokens import ApiToken, hash_token
 
 __all__ = [
-    "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ClusterMirrored", "DigestObservation",
-    "DigestOrigin", "Lease", "ModulePullOverride", "ModuleSource", "ObjectChange", "Scheme", "SyncState", "hash_token",
+    "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ChannelKind", "ClusterMirrored", "Delivery",
+    "DeliveryAttempt", "DeliveryState", "DigestObservation", "DigestOrigin", "EventType", "Lease",
+    "ModulePullOverride", "ModuleSource", "NotificationChannel", "NotificationEvent", "NotificationSubscription",
+    "ObjectChange", "Scheme", "SubscriptionScope", "SyncState", "hash_token",
 ]

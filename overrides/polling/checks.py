@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from overrides import enqueue
 from overrides.models import DigestObservation, DigestOrigin, ModulePullOverride, ModuleSource
+from overrides.notifications import events
 from overrides.validators import DEFAULT_SCAN_INTERVAL, parse_scan_interval
 from registry import client as registry_client
 from registry.errors import DigestLookup, ErrorKind, ModuleListing, RegistryError
@@ -250,6 +251,7 @@ def record_check(claim: ClaimedCheck, result: DigestLookup, *, at: datetime | No
                     override_id=claim.pk, digest=digest, previous_digest=old, image_ref=result.reference,
                     origin=DigestOrigin.REGISTRY, observed_at=at)
                 logger.info("override %s: %s is now %s (was %s)", claim.name, result.reference, digest, old or "-")
+                events.emit_build_detected(claim.pk, digest=digest, previous=old, reference=result.reference)
                 return "changed" if old else "first"
         # Someone else recorded a digest meanwhile: compare with theirs (theirs may be this very one).
         current = live.values_list("registry_digest", flat=True).first()

@@ -1,0 +1,210 @@
+"""The django-q2 side of notifications: fan-out, delivery attempts, retries with backoff.
+
+- `fan_out()` claims the events not fanned out yet, finds the channels whose subscriptions match each (plus the
+  owner's personal channels, or their e-mail address, for their own failures) and makes one `Delivery` each,
+  enqueuing `overrides.tasks.deliver_notification` for it.
+- `deliver(pk)` makes one attempt and records it (`DeliveryAttempt`: status code, error, time); a timeout, a
+  connection failure or a 5xx schedules the next attempt after a doubling backoff (`PORTAL_NOTIFY_BACKOFF`, at most
+  `PORTAL_NOTIFY_RETRIES` attempts in all); any 2xx is success; other answers fail at once. The channel shows its
+  last failure. A receiver that always fails costs one short task per attempt and never holds the others.
+- `enqueue_due()` (from the dispatcher, every second) enqueues the retries that are due and picks up events and
+  deliveries whose task was lost. Every claim is a compare-and-swap, so a task that runs twice sends once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from overrides.models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryState,
+    NotificationChannel,
+    NotificationEvent,
+    NotificationSubscription,
+    SubscriptionScope,
+)
+from overrides.notifications import channels, events
+
+logger = logging.getLogger("overrides.notifications")
+
+DELIVER_TASK = "overrides.tasks.deliver_notification"
+FAN_OUT_BATCH = 500
+LOST_TASK_GRACE = timedelta(seconds=60)  # a delivery (or event) not taken by its task by then is enqueued again
+BACKOFF_CAP = 600.0
+PRIVATE_KEYS = ("owner_id", "source_id", "previous_owner_id")
+
+
+def _task(pk: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task(DELIVER_TASK, pk, group="notify", q_options={"task_name": "deliver notification"})
+
+
+# --- fan-out -----------------------------------------------------------------------------------------------------
+
+
+def _matches(subscription: NotificationSubscription, event: NotificationEvent) -> bool:
+    if subscription.event_types and event.event_type not in subscription.event_types:
+        return False
+    payload = event.payload
+    scope = subscription.scope
+    if scope == SubscriptionScope.SOURCE:
+        return subscription.source_id is not None and payload.get("source_id") == subscription.source_id
+    if scope == SubscriptionScope.MODULES:
+        patterns = [p.strip() for p in subscription.module_patterns.replace(" ", ",").split(",") if p.strip()]
+        return any(fnmatch.fnmatchcase(event.override_name, p) for p in patterns)
+    if scope == SubscriptionScope.MINE:
+        owner = subscription.channel.user_id
+        return owner is not None and owner in (payload.get("owner_id"), payload.get("previous_owner_id"))
+    return True
+
+
+def _owner_to_tell(event: NotificationEvent) -> int | None:
+    """Who hears of this event by default: the previous owner of a take-over, the owner of a failure."""
+    if event.event_type not in events.OWNER_EVENTS:
+        return None
+    if event.event_type == events.OVERRIDE_TAKEN_OVER:
+        return event.payload.get("previous_owner_id")
+    return event.payload.get("owner_id")
+
+
+def targets(event: NotificationEvent, subscriptions: list[NotificationSubscription],
+            personal: dict[int, list[NotificationChannel]]) -> list[tuple[NotificationChannel | None, str]]:
+    """(channel, e-mail address) pairs for one event: each matching channel once, then the owner's default."""
+    chosen: dict[int, NotificationChannel] = {}
+    for subscription in subscriptions:
+        if subscription.channel_id not in chosen and _matches(subscription, event):
+            chosen[subscription.channel_id] = subscription.channel
+    result: list[tuple[NotificationChannel | None, str]] = [(c, "") for c in chosen.values()]
+    owner_id = _owner_to_tell(event)
+    if owner_id is not None and not any(c.user_id == owner_id for c in chosen.values()):
+        own = [c for c in personal.get(owner_id, []) if c.own_failures]
+        if own:
+            result.extend((c, "") for c in own)
+        else:
+            from django.contrib.auth import get_user_model
+
+            email = get_user_model().objects.filter(pk=owner_id).values_list("email", flat=True).first()
+            if email:
+                result.append((None, email))
+    return result
+
+
+def fan_out() -> int:
+    """Deliveries for the events not fanned out yet; returns how many deliveries were made."""
+    made = 0
+    while True:
+        with transaction.atomic():
+            ids = list(NotificationEvent.objects.filter(fanned_out_at__isnull=True).order_by("id")
+                       .values_list("id", flat=True)[:FAN_OUT_BATCH])
+            if not ids:
+                return made
+            now = timezone.now()
+            claimed = NotificationEvent.objects.filter(id__in=ids, fanned_out_at__isnull=True)
+            batch = list(claimed)
+            claimed.update(fanned_out_at=now)
+            subscriptions = list(NotificationSubscription.objects.filter(channel__enabled=True)
+                                 .select_related("channel"))
+            personal: dict[int, list[NotificationChannel]] = {}
+            for channel in NotificationChannel.objects.filter(enabled=True, user__isnull=False):
+                personal.setdefault(channel.user_id, []).append(channel)
+            rows = [Delivery(event=event, channel=channel, email_to=email, next_attempt_at=now + LOST_TASK_GRACE)
+                    for event in batch for channel, email in targets(event, subscriptions, personal)]
+            created = Delivery.objects.bulk_create(rows)
+            pks = [d.pk for d in created if d.pk is not None]
+            if len(pks) != len(created):  # a backend that does not return ids: read them back
+                pks = list(Delivery.objects.filter(event__in=batch, attempts=0).values_list("pk", flat=True))
+            transaction.on_commit(lambda pks=pks: [_task(pk) for pk in pks])
+            made += len(pks)
+
+
+# --- one attempt -------------------------------------------------------------------------------------------------
+
+
+def envelope(event: NotificationEvent) -> dict[str, Any]:
+    """The JSON an event is sent as (the generic webhook's body; the other kinds render it)."""
+    details = {k: v for k, v in event.payload.items() if k not in PRIVATE_KEYS}
+    return {"id": event.pk, "type": event.event_type, "time": event.created_at.isoformat(),
+            "override": event.override_name, "summary": events.summary(event.event_type, event.payload),
+            "details": details}
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before attempt `attempt + 1`: PORTAL_NOTIFY_BACKOFF, doubling, at most 10 minutes."""
+    return min(BACKOFF_CAP, settings.PORTAL_NOTIFY_BACKOFF * 2 ** max(0, attempt - 1))
+
+
+def deliver(pk: int) -> str:
+    """One attempt of delivery `pk`; returns its state afterwards ("taken" when another run has it)."""
+    delivery = Delivery.objects.select_related("event", "channel").filter(pk=pk).first()
+    if delivery is None or delivery.state != DeliveryState.PENDING:
+        return "done"
+    lease = timezone.now() + timedelta(seconds=settings.PORTAL_NOTIFY_TIMEOUT * 3 + 30)
+    if not Delivery.objects.filter(pk=pk, state=DeliveryState.PENDING, attempts=delivery.attempts).update(
+            attempts=F("attempts") + 1, next_attempt_at=lease):
+        return "taken"
+    delivery.attempts += 1
+    channel = delivery.channel
+    kind, target = (channel.kind, channel.target) if channel else ("email", delivery.email_to)
+    started = time.monotonic()
+    try:
+        result = channels.SENDERS[kind](target, channel.secret if channel else "", envelope(delivery.event))
+    except Exception as exc:  # a sender bug must still end in a recorded attempt, never with the URL in it
+        logger.exception("notification delivery %s: the %s sender raised %s", pk, kind, type(exc).__name__)
+        result = channels.SendResult(False, None, f"unexpected error ({type(exc).__name__})")
+    _record(delivery, result, int((time.monotonic() - started) * 1000))
+    return delivery.state
+
+
+def _record(delivery: Delivery, result: channels.SendResult, duration_ms: int) -> None:
+    now = timezone.now()
+    DeliveryAttempt.objects.create(delivery=delivery, at=now, status_code=result.status_code,
+                                   error=result.error[:500], duration_ms=duration_ms)
+    if result.ok:
+        delivery.state, delivery.next_attempt_at, delivery.finished_at, delivery.last_error = (
+            DeliveryState.SUCCEEDED, None, now, "")
+    elif result.retry and delivery.attempts < settings.PORTAL_NOTIFY_RETRIES:
+        delivery.next_attempt_at = now + timedelta(seconds=backoff(delivery.attempts))
+        delivery.last_error = result.error[:500]
+    else:
+        delivery.state, delivery.next_attempt_at, delivery.finished_at = DeliveryState.FAILED, None, now
+        delivery.last_error = result.error[:500]
+    delivery.save(update_fields=["state", "next_attempt_at", "finished_at", "last_error"])
+    if delivery.channel_id is None:
+        return
+    channels_row = NotificationChannel.objects.filter(pk=delivery.channel_id)
+    if result.ok:
+        channels_row.update(last_success_at=now, failures_in_a_row=0)
+    else:
+        channels_row.update(last_failure_at=now, last_error=result.error[:500],
+                            failures_in_a_row=F("failures_in_a_row") + 1)
+
+
+# --- the sweep ---------------------------------------------------------------------------------------------------
+
+
+def enqueue_due(now=None) -> int:
+    """Retries that are due, and deliveries or events whose task was lost: enqueue them (claimed first, so two
+    sweeps never enqueue one twice). Returns how many deliveries were enqueued."""
+    now = now or timezone.now()
+    due = list(Delivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
+               .values_list("pk", "next_attempt_at")[:200])
+    enqueued = 0
+    for pk, at in due:
+        if Delivery.objects.filter(pk=pk, next_attempt_at=at).update(next_attempt_at=now + LOST_TASK_GRACE):
+            _task(pk)
+            enqueued += 1
+    stale = Q(fanned_out_at__isnull=True, created_at__lte=now - LOST_TASK_GRACE)
+    if NotificationEvent.objects.filter(stale).exists():
+        events.schedule_fan_out()
+    return enqueued
