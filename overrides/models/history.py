@@ -13,7 +13,7 @@ class DigestObservation(models.Model):
     """A digest seen for an override's image: the first one, and every change after it.
 
     Origin `registry` comes from the portal's own checks; `cluster` from the controller's
-    `status.imageDigest` (what the cluster runs). Rows are written once and never changed.
+    `status.imageDigest` (what the cluster runs). Rows are written once; only `renewed_at` is filled in later.
     """
 
     override = models.ForeignKey("overrides.ModulePullOverride", on_delete=models.CASCADE, related_name="digests")
@@ -22,6 +22,8 @@ class DigestObservation(models.Model):
     image_ref = models.CharField(max_length=700)
     origin = models.CharField(max_length=10, choices=DigestOrigin.choices)
     observed_at = models.DateTimeField(db_index=True)
+    # When the portal renewed the override for this (registry) digest, so the cluster pulled it at once.
+    renewed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-observed_at", "-id"]
