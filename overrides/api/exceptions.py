@@ -41,6 +41,11 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response:
+    from overrides.lifetime import OwnershipConflict
+
+    if isinstance(exc, OwnershipConflict):
+        # Someone else's override: who holds it, why and since when (see overrides.lifetime).
+        return Response(exc.as_dict(), status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         # A service refusal a view did not map: keep its message, under the model's field names.
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
