@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import urllib3
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -94,7 +95,7 @@ _discovery: dict[tuple, tuple[float, str]] = {}
 
 def _config_key() -> tuple:
     """What the client depends on; a new kubeconfig file (or a rewritten one) means a new client."""
-    path = getattr(settings, "PORTAL_KUBECONFIG", "") or ""
+    path = settings.PORTAL_KUBECONFIG
     try:
         stat = os.stat(path) if path else None
     except OSError:
@@ -104,7 +105,7 @@ def _config_key() -> tuple:
 
 def _new_client() -> k8s.ApiClient:
     configuration = k8s.Configuration()
-    path = getattr(settings, "PORTAL_KUBECONFIG", "") or ""
+    path = settings.PORTAL_KUBECONFIG
     try:
         if path:
             k8s_config.load_kube_config(config_file=path, client_configuration=configuration, persist_config=False)
@@ -155,7 +156,7 @@ def reset() -> None:
 
 
 def _timeout() -> float:
-    return float(getattr(settings, "PORTAL_CLUSTER_TIMEOUT", 5) or 5)
+    return float(settings.PORTAL_CLUSTER_TIMEOUT)
 
 
 def _error_from_api(exc: ApiException) -> ClusterError:
@@ -234,7 +235,7 @@ def _get_json(path: str) -> dict[str, Any]:
 
 def mpo_version() -> str:
     """The ModulePullOverride version to read and write: the pin, else discovered (cached briefly)."""
-    pinned = (getattr(settings, "PORTAL_MPO_API_VERSION", "") or "").strip()
+    pinned = settings.PORTAL_MPO_API_VERSION.strip()
     if pinned:
         return pinned
     key = _config_key()
@@ -277,7 +278,7 @@ def with_mpo_version(fn: Callable[[str], T]) -> T:
     try:
         return fn(version)
     except ClusterError as exc:
-        if exc.kind != "unserved" or (getattr(settings, "PORTAL_MPO_API_VERSION", "") or "").strip():
+        if exc.kind != "unserved" or settings.PORTAL_MPO_API_VERSION.strip():
             raise
         forget_discovery()
         fresh = mpo_version()
@@ -367,6 +368,7 @@ def override_body(override, version: str, *, renew: bool = True) -> dict[str, An
             "spec": override_spec(override, version)}
 
 
+@sensitive_variables("registry", "spec")
 def source_spec(source) -> dict[str, Any]:
     """`spec` of a ModuleSource; empty optional fields are left out (dockerCfg empty = anonymous)."""
     registry: dict[str, Any] = {"repo": source.repo, "scheme": source.scheme or "HTTPS"}

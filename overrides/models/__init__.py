@@ -14,6 +14,7 @@ from .notifications import (
     SubscriptionScope,
 )
 from .pulloverrides import ModulePullOverride
+from .skipped import SkippedClusterObject
 from .sources import BUILTIN_SOURCE, ModuleSource, Scheme
 from .sync import ClusterMirrored, SyncState
 from .tokens import ApiToken, hash_token
@@ -22,5 +23,5 @@ __all__ = [
     "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ChannelKind", "ClusterMirrored", "Delivery",
     "DeliveryAttempt", "DeliveryState", "DigestObservation", "DigestOrigin", "EventType", "Lease",
     "ModulePullOverride", "ModuleSource", "NotificationChannel", "NotificationEvent", "NotificationSubscription",
-    "ObjectChange", "Scheme", "SubscriptionScope", "SyncState", "hash_token",
+    "ObjectChange", "Scheme", "SkippedClusterObject", "SubscriptionScope", "SyncState", "hash_token",
 ]
