@@ -18,6 +18,7 @@ urlpatterns = [
     path("overrides/<slug:name>/edit/", overrides.override_edit, name="override-edit"),
     path("overrides/<slug:name>/renew/", overrides.override_renew, name="override-renew"),
     path("overrides/<slug:name>/delete/", overrides.override_delete, name="override-delete"),
+    path("overrides/<slug:name>/take-over/", overrides.override_take_over, name="override-take-over"),
     path("sources/", sources.source_list, name="sources"),
     path("new/source/", sources.source_create, name="source-create"),
     path("sources/<str:name>/", sources.source_detail, name="source"),
