@@ -236,7 +236,8 @@ def _lock_for_write(override: ModulePullOverride, actor: Actor, *, take_over: bo
         return override
     override.save(update_fields=[*lifetime.LIFETIME_COLUMNS, "updated_at"])
     after = lifetime.lifetime_snapshot(override)
-    explicit = before["reason"] != after["reason"] or (expires is not None and before["expiresAt"] != after["expiresAt"])
+    explicit = before["reason"] != after["reason"] or (
+        expires is not None and before["expiresAt"] != after["expiresAt"])
     if gate.kind in ("owner", "system") and not explicit:
         return override  # the expiry moved forward with the owner's write: bookkeeping, shown on the write's row
     action, note = {"claim": (ChangeAction.CLAIM, "claimed"),
