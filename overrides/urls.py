@@ -5,7 +5,7 @@ Create pages live under /new/ so that a module or source named "new" keeps its o
 
 from django.urls import path
 
-from overrides.views import audit, dashboard, overrides, sources
+from overrides.views import audit, dashboard, notifications, overrides, sources
 
 app_name = "ui"
 
@@ -28,4 +28,9 @@ urlpatterns = [
     path("sources/<str:name>/modules/", sources.source_modules, name="source-modules"),
     path("sources/<str:name>/tags/", sources.source_tags, name="source-tags"),
     path("audit/", audit.audit_list, name="audit"),
+    path("notifications/", notifications.notification_list, name="notifications"),
+    path("notifications/deliveries/", notifications.delivery_list, name="deliveries"),
+    path("new/channel/", notifications.channel_create, name="channel-create"),
+    path("notifications/<int:pk>/", notifications.channel_detail, name="channel"),
+    path("notifications/<int:pk>/action/", notifications.channel_action, name="channel-action"),
 ]

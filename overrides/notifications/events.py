@@ -32,6 +32,7 @@ OVERRIDE_TAKEN_OVER = EventType.OVERRIDE_TAKEN_OVER.value
 
 # Events derived from observed state, which can flap: at most one per (override, type) per repeat window.
 FLAPPING = {ROLLOUT_SUCCEEDED, ROLLOUT_FAILED, DOWNLOAD_FAILED, BLOCKED, DRIFT_DETECTED}
+FAILURES = {ROLLOUT_FAILED, DOWNLOAD_FAILED, BLOCKED}
 # Sent to the override's owner by default (their personal channels, else their e-mail address).
 OWNER_EVENTS = {ROLLOUT_FAILED, DOWNLOAD_FAILED, BLOCKED, OVERRIDE_EXPIRING, OVERRIDE_EXPIRED, OVERRIDE_TAKEN_OVER}
 FAN_OUT_TASK = "overrides.tasks.fan_out_notifications"
@@ -91,9 +92,14 @@ def _in_repeat_window(event_type: str, override, now, details: dict[str, Any]) -
         return False
     since = now - settings.PORTAL_NOTIFY_REPEAT_WINDOW
     recent = NotificationEvent.objects.filter(override=override, event_type=event_type, created_at__gte=since)
-    if event_type == ROLLOUT_SUCCEEDED:
-        recent = recent.filter(payload__digest=details.get("digest", ""))
-    return recent.exists()
+    if event_type != ROLLOUT_SUCCEEDED:
+        return recent.exists()
+    # A success repeats only for the same digest, and the recovery from a failure that was sent always goes out.
+    last = recent.filter(payload__digest=details.get("digest", "")).order_by("-created_at", "-id").first()
+    if last is None:
+        return False
+    failures = NotificationEvent.objects.filter(override=override, event_type__in=FAILURES, id__gt=last.id)
+    return not failures.exists()
 
 
 def emit(event_type: str, override, *, dedup_key: str | None = None, **details: Any) -> NotificationEvent | None:
