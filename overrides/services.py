@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from overrides import enqueue, lifetime
-from overrides.audit import Actor, record_change, snapshot
-from overrides.cluster.state import cluster_enabled
+from overrides.audit import Actor, record_change, snapshot, source_change_after
+from overrides.cluster.state import SYNC_OFF_MESSAGE, cluster_enabled
 from overrides.models import ChangeAction, ChangeContext, ModulePullOverride, ModuleSource, SyncState
 from overrides.notifications import events
 from overrides.validators import DEFAULT_SCAN_INTERVAL
@@ -28,12 +28,11 @@ LIFETIME_FIELDS = ("reason", "expires")  # `expires`: a datetime, ISO text, a du
 PORTAL_ONLY_KEYS = ("autoRenew",)
 SOURCE_FIELDS = ("repo", "scheme", "docker_cfg", "ca", "release_channel")
 APPLY_TASK_GRACE = timedelta(seconds=30)
-SYNC_OFF_MESSAGE = "Cluster sync is off: no cluster is configured (set KUBECONFIG), or PORTAL_CLUSTER=off."
 
 
 def mark_desired_state_changed(obj) -> None:
     """A new desired state: bump its version and queue it for the cluster (or say that sync is off)."""
-    obj.spec_version = (obj.spec_version or 0) + 1 if obj.pk else 1
+    obj.bump_spec_version()
     obj.sync_attempts = 0
     if cluster_enabled():
         obj.sync_state = SyncState.PENDING
@@ -125,10 +124,7 @@ def source_update(*, actor: Actor, source: ModuleSource, message: str = "", **ch
         enqueue.enqueue_discovery(source.pk)
     mark_desired_state_changed(source)
     source.save()
-    after = snapshot(source)
-    if source.docker_cfg != old_secret and after == before:
-        # The credential was replaced by another: the masks are equal, so say what changed without showing it.
-        after = {**after, "registry": {**after["registry"], "dockerCfg": "*** (replaced)"}}
+    after = source_change_after(source, before, old_secret)
     record_change(actor=actor, action=ChangeAction.UPDATE, obj=source, before=before, after=after, message=message)
     _after_commit_apply(source)
     return source
@@ -206,7 +202,7 @@ def override_create(
     _full_clean(override)
     check_module_offered(name, source)
     lifetime.start_lifetime(override, actor, now=timezone.now(), expires=expires, reason=reason)
-    _reset_registry_view(override)
+    override.reset_registry_view()
     mark_desired_state_changed(override)
     override.save()
     record_change(actor=actor, action=ChangeAction.CREATE, obj=override, before=None,
@@ -215,13 +211,6 @@ def override_create(
     _after_commit_apply(override)
     enqueue.enqueue_check(override.pk)
     return override
-
-
-def _reset_registry_view(override: ModulePullOverride) -> None:
-    """A new image reference: check it at once, forget the old one's error and backoff."""
-    override.next_check_at = timezone.now()
-    override.registry_error = ""
-    override.check_failures = 0
 
 
 def _lock_for_write(override: ModulePullOverride, actor: Actor, *, take_over: bool = False,
@@ -275,7 +264,7 @@ def override_update(
         return override
     if (override.source_id, override.image_tag) != old_ref:
         check_module_offered(override.name, override.source)
-        _reset_registry_view(override)
+        override.reset_registry_view()
         enqueue.enqueue_check(override.pk)
     elif before["scanInterval"] != after["scanInterval"]:
         override.next_check_at = timezone.now()

@@ -27,11 +27,11 @@ from datetime import datetime
 
 from django.conf import settings
 
+from overrides.cluster.state import SYNC_OFF_MESSAGE
 from overrides.models import ModulePullOverride, ObjectChange, SyncState
 
 POLL_INTERVAL = 0.5
 DEFAULT_TIMEOUT = 300
-DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]{32,}$")
 
 FAILURE_PREFIXES = ("Download error:", "Validation error:", "Deploy error:")
 FAILURE_MESSAGES = frozenset({
@@ -112,8 +112,7 @@ def evaluate(override: ModulePullOverride, requested: str | None) -> Outcome:
     if wanted and running == wanted:
         return Outcome(ROLLED_OUT, f"The cluster runs {wanted}.", wanted, override)
     if override.sync_state == SyncState.OFF:
-        return Outcome(SYNC_OFF, "Cluster sync is off (no cluster configured): nothing will roll out. "
-                       + (override.sync_message or ""), wanted, override)
+        return Outcome(SYNC_OFF, f"{SYNC_OFF_MESSAGE} Nothing will roll out.", wanted, override)
     if is_failure_message(override.status_message) and status_is_current(override):
         return Outcome(FAILED, f"The cluster reports: {override.status_message}", wanted, override)
     return Outcome(WAITING, _waiting_detail(override, wanted), wanted, override)
