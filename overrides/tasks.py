@@ -49,6 +49,6 @@ def fan_out_notifications() -> int:
     return delivery.fan_out()
 
 
-def deliver_notification(pk: int) -> str:
-    """One attempt of one delivery; a retryable failure schedules the next attempt."""
-    return delivery.deliver(pk)
+def deliver_notifications(pks: list[int]) -> dict:
+    """One attempt of each of these deliveries (one channel's); a retryable failure schedules the next attempt."""
+    return delivery.deliver_many(pks)

@@ -161,7 +161,7 @@ def test_no_spam_one_build_per_digest_and_state_transitions_only(make_override, 
     override = make_override(name="echo")
     digest = "sha256:" + "2" * 64
     for _ in range(3):
-        events.emit_build_detected(override.pk, digest=digest, previous="", reference="r/echo:main")
+        events.emit_build_detected(override.pk, name="echo", digest=digest, previous="", reference="r/echo:main")
     override.registry_digest = digest
     for message in ("Download error: x", "Download error: x", "Download error: y"):
         events.emit_status_transition(override, digest="", message=message)
@@ -182,7 +182,8 @@ def test_no_spam_one_build_per_digest_and_state_transitions_only(make_override, 
     kinds = list(NotificationEvent.objects.order_by("id").values_list("event_type", flat=True))
     assert kinds[4:] == ["rollout.failed", "rollout.succeeded"]
     settings.PORTAL_NOTIFICATIONS = False
-    events.emit_build_detected(override.pk, digest="sha256:" + "3" * 64, previous=digest, reference="r/echo:main")
+    events.emit_build_detected(override.pk, name="echo", digest="sha256:" + "3" * 64, previous=digest,
+                               reference="r/echo:main")
     assert NotificationEvent.objects.count() == 6
 
 

@@ -2,7 +2,7 @@
 
 - `fan_out()` claims the events not fanned out yet, finds the channels whose subscriptions match each (plus the
   owner's personal channels, or their e-mail address, for their own failures) and makes one `Delivery` each,
-  enqueuing `overrides.tasks.deliver_notification` for it.
+  enqueuing `overrides.tasks.deliver_notifications` for them (one task per channel and batch).
 - `deliver(pk)` makes one attempt and records it (`DeliveryAttempt`: status code, error, time); a timeout, a
   connection failure or a 5xx schedules the next attempt after a doubling backoff (`PORTAL_NOTIFY_BACKOFF`, at most
   `PORTAL_NOTIFY_RETRIES` attempts in all); any 2xx is success; other answers fail at once. The channel shows its
@@ -37,17 +37,50 @@ from overrides.notifications import channels, events
 
 logger = logging.getLogger("overrides.notifications")
 
-DELIVER_TASK = "overrides.tasks.deliver_notification"
+DELIVER_TASK = "overrides.tasks.deliver_notifications"
 FAN_OUT_BATCH = 500
+TASK_BATCH = 50  # deliveries of one channel per task
+TASK_THREADS = 4  # concurrent attempts inside one task
 LOST_TASK_GRACE = timedelta(seconds=60)  # a delivery (or event) not taken by its task by then is enqueued again
 BACKOFF_CAP = 600.0
 PRIVATE_KEYS = ("owner_id", "source_id", "previous_owner_id")
+SUCCESS_STAMP_EVERY = timedelta(seconds=5)
 
 
-def _task(pk: int) -> None:
+def _enqueue(deliveries: list[tuple[int, int | None]]) -> None:
+    """One task per channel and `TASK_BATCH` deliveries: a receiver that hangs holds only its own channel's task."""
     from django_q.tasks import async_task
 
-    async_task(DELIVER_TASK, pk, group="notify", q_options={"task_name": "deliver notification"})
+    by_channel: dict[int | None, list[int]] = {}
+    for pk, channel_id in deliveries:
+        by_channel.setdefault(channel_id, []).append(pk)
+    for pks in by_channel.values():
+        for i in range(0, len(pks), TASK_BATCH):
+            async_task(DELIVER_TASK, pks[i:i + TASK_BATCH], group="notify",
+                       q_options={"task_name": "deliver notifications"})
+
+
+def deliver_many(pks: list[int]) -> dict[str, int]:
+    """The task: one attempt of each delivery, a few at once; returns how many ended in which state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def one(pk: int) -> str:
+        try:
+            return deliver(pk)
+        finally:
+            connection.close()
+
+    if len(pks) == 1:
+        states = [deliver(pks[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(TASK_THREADS, len(pks))) as pool:
+            states = list(pool.map(one, pks))
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state] = counts.get(state, 0) + 1
+    return counts
 
 
 # --- fan-out -----------------------------------------------------------------------------------------------------
@@ -100,6 +133,24 @@ def targets(event: NotificationEvent, subscriptions: list[NotificationSubscripti
     return result
 
 
+def _complete_payloads(batch: list[NotificationEvent]) -> None:
+    """Events recorded by the poller carry only the digest: add the override's source, owner and reason."""
+    from overrides.models import ModulePullOverride
+
+    bare = [e for e in batch if "source_id" not in e.payload and e.override_id]
+    if not bare:
+        return
+    rows = {r["pk"]: r for r in ModulePullOverride.all_objects.filter(pk__in={e.override_id for e in bare}).values(
+        "pk", "source_id", "source__name", "owner_id", "owner__username", "reason", "image_tag")}
+    for event in bare:
+        row = rows.get(event.override_id)
+        if row is not None:
+            event.payload = {"source": row["source__name"], "source_id": row["source_id"], "owner_id": row["owner_id"],
+                             "owner": row["owner__username"], "reason": row["reason"], "imageTag": row["image_tag"],
+                             **event.payload}
+    NotificationEvent.objects.bulk_update(bare, ["payload"], batch_size=500)
+
+
 def fan_out() -> int:
     """Deliveries for the events not fanned out yet; returns how many deliveries were made."""
     made = 0
@@ -113,6 +164,7 @@ def fan_out() -> int:
             claimed = NotificationEvent.objects.filter(id__in=ids, fanned_out_at__isnull=True)
             batch = list(claimed)
             claimed.update(fanned_out_at=now)
+            _complete_payloads(batch)
             subscriptions = list(NotificationSubscription.objects.filter(channel__enabled=True)
                                  .select_related("channel"))
             personal: dict[int, list[NotificationChannel]] = {}
@@ -121,11 +173,11 @@ def fan_out() -> int:
             rows = [Delivery(event=event, channel=channel, email_to=email, next_attempt_at=now + LOST_TASK_GRACE)
                     for event in batch for channel, email in targets(event, subscriptions, personal)]
             created = Delivery.objects.bulk_create(rows)
-            pks = [d.pk for d in created if d.pk is not None]
-            if len(pks) != len(created):  # a backend that does not return ids: read them back
-                pks = list(Delivery.objects.filter(event__in=batch, attempts=0).values_list("pk", flat=True))
-            transaction.on_commit(lambda pks=pks: [_task(pk) for pk in pks])
-            made += len(pks)
+            made_now = [(d.pk, d.channel_id) for d in created if d.pk is not None]
+            if len(made_now) != len(created):  # a backend that does not return ids: read them back
+                made_now = list(Delivery.objects.filter(event__in=batch, attempts=0).values_list("pk", "channel_id"))
+            transaction.on_commit(lambda made_now=made_now: _enqueue(made_now))
+            made += len(made_now)
 
 
 # --- one attempt -------------------------------------------------------------------------------------------------
@@ -166,7 +218,9 @@ def deliver(pk: int) -> str:
     return delivery.state
 
 
+@transaction.atomic
 def _record(delivery: Delivery, result: channels.SendResult, duration_ms: int) -> None:
+    """The attempt, the delivery's new state and the channel's health, in one write transaction."""
     now = timezone.now()
     DeliveryAttempt.objects.create(delivery=delivery, at=now, status_code=result.status_code,
                                    error=result.error[:500], duration_ms=duration_ms)
@@ -184,7 +238,10 @@ def _record(delivery: Delivery, result: channels.SendResult, duration_ms: int) -
         return
     channels_row = NotificationChannel.objects.filter(pk=delivery.channel_id)
     if result.ok:
-        channels_row.update(last_success_at=now, failures_in_a_row=0)
+        # Healthy channels are touched at most every few seconds (a burst is hundreds of deliveries).
+        channels_row.filter(Q(failures_in_a_row__gt=0) | Q(last_success_at__isnull=True)
+                            | Q(last_success_at__lt=now - SUCCESS_STAMP_EVERY)).update(
+            last_success_at=now, failures_in_a_row=0)
     else:
         channels_row.update(last_failure_at=now, last_error=result.error[:500],
                             failures_in_a_row=F("failures_in_a_row") + 1)
@@ -198,12 +255,14 @@ def enqueue_due(now=None) -> int:
     sweeps never enqueue one twice). Returns how many deliveries were enqueued."""
     now = now or timezone.now()
     due = list(Delivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
-               .values_list("pk", "next_attempt_at")[:200])
-    enqueued = 0
-    for pk, at in due:
+               .values_list("pk", "next_attempt_at", "channel_id")[:200])
+    taken = []
+    for pk, at, channel_id in due:
         if Delivery.objects.filter(pk=pk, next_attempt_at=at).update(next_attempt_at=now + LOST_TASK_GRACE):
-            _task(pk)
-            enqueued += 1
+            taken.append((pk, channel_id))
+    if taken:
+        _enqueue(taken)
+    enqueued = len(taken)
     stale = Q(fanned_out_at__isnull=True, created_at__lte=now - LOST_TASK_GRACE)
     if NotificationEvent.objects.filter(stale).exists():
         events.schedule_fan_out()

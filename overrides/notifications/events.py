@@ -137,16 +137,17 @@ def schedule_fan_out() -> None:
     transaction.on_commit(_fan_out_after_commit)
 
 
-def emit_build_detected(override_pk: int, *, digest: str, previous: str, reference: str) -> None:
-    """The registry shows a new digest for an override (once per digest, whoever checks it)."""
+def emit_build_detected(override_pk: int, *, name: str, digest: str, previous: str, reference: str) -> None:
+    """The registry shows a new digest for an override (once per digest, whoever checks it). Called in the poller's
+    write-back, so it is one INSERT OR IGNORE and nothing else: the fan-out adds the override's owner and source."""
     if not enabled():
         return
-    from overrides.models import ModulePullOverride
-
-    override = ModulePullOverride.objects.select_related("source", "owner").filter(pk=override_pk).first()
-    if override is not None:
-        emit(BUILD_DETECTED, override, dedup_key=f"build:{override_pk}:{digest}"[:200], digest=digest,
-             previousDigest=previous, imageRef=reference)
+    event = NotificationEvent(event_type=BUILD_DETECTED, override_id=override_pk, override_name=name,
+                              dedup_key=f"build:{override_pk}:{digest}"[:200], created_at=timezone.now(),
+                              payload={"name": name, "digest": digest, "previousDigest": previous,
+                                       "imageRef": reference})
+    NotificationEvent.objects.bulk_create([event], ignore_conflicts=True)
+    schedule_fan_out()
 
 
 # --- rollout events from the MPO status the read-back mirrors -------------------------------------------------------

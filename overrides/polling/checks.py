@@ -216,7 +216,8 @@ def record_check(claim: ClaimedCheck, result: DigestLookup, *, at: datetime | No
                     override_id=claim.pk, digest=digest, previous_digest=old, image_ref=result.reference,
                     origin=DigestOrigin.REGISTRY, observed_at=at)
                 logger.info("override %s: %s is now %s (was %s)", claim.name, result.reference, digest, old or "-")
-                events.emit_build_detected(claim.pk, digest=digest, previous=old, reference=result.reference)
+                events.emit_build_detected(claim.pk, name=claim.name, digest=digest, previous=old,
+                                           reference=result.reference)
                 return "changed" if old else "first"
         # Someone else recorded a digest meanwhile: compare with theirs (theirs may be this very one).
         current = live.values_list("registry_digest", flat=True).first()
