@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -41,8 +43,11 @@ DELIVER_TASK = "overrides.tasks.deliver_notifications"
 FAN_OUT_BATCH = 500
 TASK_BATCH = 50  # deliveries of one channel per task
 TASK_THREADS = 4  # concurrent attempts inside one task
+DELIVERY_NICE = 10
 LOST_TASK_GRACE = timedelta(seconds=60)  # a delivery (or event) not taken by its task by then is enqueued again
 BACKOFF_CAP = 600.0
+FAN_OUT_EVERY = 1.0  # seconds between two fan-out tasks enqueued by the sweep
+_fan_out_enqueued_at = 0.0
 PRIVATE_KEYS = ("owner_id", "source_id", "previous_owner_id")
 SUCCESS_STAMP_EVERY = timedelta(seconds=5)
 
@@ -72,11 +77,15 @@ def deliver_many(pks: list[int]) -> dict[str, int]:
         finally:
             connection.close()
 
-    if len(pks) == 1:
-        states = [deliver(pks[0])]
-    else:
-        with ThreadPoolExecutor(max_workers=min(TASK_THREADS, len(pks))) as pool:
-            states = list(pool.map(one, pks))
+    def lower_priority() -> None:
+        # Deliveries yield the CPU to the poller (Linux: per thread, and these threads end with the task).
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DELIVERY_NICE)
+        except (AttributeError, OSError):
+            pass
+
+    with ThreadPoolExecutor(max_workers=min(TASK_THREADS, len(pks)), initializer=lower_priority) as pool:
+        states = list(pool.map(one, pks))
     counts: dict[str, int] = {}
     for state in states:
         counts[state] = counts.get(state, 0) + 1
@@ -133,13 +142,18 @@ def targets(event: NotificationEvent, subscriptions: list[NotificationSubscripti
     return result
 
 
-def _complete_payloads(batch: list[NotificationEvent]) -> None:
-    """Events recorded by the poller carry only the digest: add the override's source, owner and reason."""
+class _Raced(Exception):
+    """Another fan-out claimed some of this batch meanwhile: roll back and read again."""
+
+
+def _complete_payloads(batch: list[NotificationEvent]) -> list[NotificationEvent]:
+    """Events recorded by the poller carry only the digest: add the override's source, owner and reason (in
+    memory; returns the events to save)."""
     from overrides.models import ModulePullOverride
 
     bare = [e for e in batch if "source_id" not in e.payload and e.override_id]
     if not bare:
-        return
+        return []
     rows = {r["pk"]: r for r in ModulePullOverride.all_objects.filter(pk__in={e.override_id for e in bare}).values(
         "pk", "source_id", "source__name", "owner_id", "owner__username", "reason", "image_tag")}
     for event in bare:
@@ -148,36 +162,44 @@ def _complete_payloads(batch: list[NotificationEvent]) -> None:
             event.payload = {"source": row["source__name"], "source_id": row["source_id"], "owner_id": row["owner_id"],
                              "owner": row["owner__username"], "reason": row["reason"], "imageTag": row["image_tag"],
                              **event.payload}
-    NotificationEvent.objects.bulk_update(bare, ["payload"], batch_size=500)
+    return bare
 
 
 def fan_out() -> int:
-    """Deliveries for the events not fanned out yet; returns how many deliveries were made."""
+    """Deliveries for the events not fanned out yet; returns how many deliveries were made.
+
+    Everything is read and matched first; the write transaction (SQLite: the database's one writer, which the
+    poller needs too) only claims the batch, completes the payloads and creates the deliveries."""
     made = 0
     while True:
-        with transaction.atomic():
-            ids = list(NotificationEvent.objects.filter(fanned_out_at__isnull=True).order_by("id")
-                       .values_list("id", flat=True)[:FAN_OUT_BATCH])
-            if not ids:
-                return made
-            now = timezone.now()
-            claimed = NotificationEvent.objects.filter(id__in=ids, fanned_out_at__isnull=True)
-            batch = list(claimed)
-            claimed.update(fanned_out_at=now)
-            _complete_payloads(batch)
-            subscriptions = list(NotificationSubscription.objects.filter(channel__enabled=True)
-                                 .select_related("channel"))
-            personal: dict[int, list[NotificationChannel]] = {}
-            for channel in NotificationChannel.objects.filter(enabled=True, user__isnull=False):
-                personal.setdefault(channel.user_id, []).append(channel)
-            rows = [Delivery(event=event, channel=channel, email_to=email, next_attempt_at=now + LOST_TASK_GRACE)
-                    for event in batch for channel, email in targets(event, subscriptions, personal)]
-            created = Delivery.objects.bulk_create(rows)
-            made_now = [(d.pk, d.channel_id) for d in created if d.pk is not None]
-            if len(made_now) != len(created):  # a backend that does not return ids: read them back
-                made_now = list(Delivery.objects.filter(event__in=batch, attempts=0).values_list("pk", "channel_id"))
-            transaction.on_commit(lambda made_now=made_now: _enqueue(made_now))
-            made += len(made_now)
+        batch = list(NotificationEvent.objects.filter(fanned_out_at__isnull=True).order_by("id")[:FAN_OUT_BATCH])
+        if not batch:
+            return made
+        completed = _complete_payloads(batch)
+        subscriptions = list(NotificationSubscription.objects.filter(channel__enabled=True).select_related("channel"))
+        personal: dict[int, list[NotificationChannel]] = {}
+        for channel in NotificationChannel.objects.filter(enabled=True, user__isnull=False):
+            personal.setdefault(channel.user_id, []).append(channel)
+        now = timezone.now()
+        rows = [Delivery(event=event, channel=channel, email_to=email, next_attempt_at=now + LOST_TASK_GRACE)
+                for event in batch for channel, email in targets(event, subscriptions, personal)]
+        try:
+            with transaction.atomic():
+                ids = [event.id for event in batch]
+                if NotificationEvent.objects.filter(id__in=ids, fanned_out_at__isnull=True).update(
+                        fanned_out_at=now) != len(ids):
+                    raise _Raced
+                if completed:
+                    NotificationEvent.objects.bulk_update(completed, ["payload"], batch_size=FAN_OUT_BATCH)
+                created = Delivery.objects.bulk_create(rows, batch_size=FAN_OUT_BATCH)
+                made_now = [(d.pk, d.channel_id) for d in created if d.pk is not None]
+                if len(made_now) != len(created):  # a backend that does not return ids: read them back
+                    made_now = list(Delivery.objects.filter(event_id__in=ids, attempts=0)
+                                    .values_list("pk", "channel_id"))
+                transaction.on_commit(lambda made_now=made_now: _enqueue(made_now))
+        except _Raced:
+            continue
+        made += len(made_now)
 
 
 # --- one attempt -------------------------------------------------------------------------------------------------
@@ -212,7 +234,8 @@ def deliver(pk: int) -> str:
     try:
         result = channels.SENDERS[kind](target, channel.secret if channel else "", envelope(delivery.event))
     except Exception as exc:  # a sender bug must still end in a recorded attempt, never with the URL in it
-        logger.exception("notification delivery %s: the %s sender raised %s", pk, kind, type(exc).__name__)
+        # No traceback: an exception's text may hold the URL, which never goes to a log.
+        logger.error("notification delivery %s: the %s sender raised %s", pk, kind, type(exc).__name__)
         result = channels.SendResult(False, None, f"unexpected error ({type(exc).__name__})")
     _record(delivery, result, int((time.monotonic() - started) * 1000))
     return delivery.state
@@ -263,7 +286,11 @@ def enqueue_due(now=None) -> int:
     if taken:
         _enqueue(taken)
     enqueued = len(taken)
-    stale = Q(fanned_out_at__isnull=True, created_at__lte=now - LOST_TASK_GRACE)
-    if NotificationEvent.objects.filter(stale).exists():
+    global _fan_out_enqueued_at
+    mono = time.monotonic()
+    if mono - _fan_out_enqueued_at >= FAN_OUT_EVERY and NotificationEvent.objects.filter(
+            fanned_out_at__isnull=True).exists():
+        # The poller's events (and any whose task was lost) are fanned out from here, one task a second at most.
+        _fan_out_enqueued_at = mono
         events.schedule_fan_out()
     return enqueued

@@ -1,7 +1,7 @@
 """Event types and `emit()`: an event is a row written in the transaction of the change it reports.
 
-The fan-out task is enqueued once per transaction after it commits (a burst of a thousand digests in one write of
-the poller is one task); events whose fan-out task was lost are swept by `delivery.enqueue_due()`.
+The fan-out task is enqueued once per transaction after it commits; the poller's `build.detected` events (and any
+whose fan-out task was lost) are fanned out by the dispatcher's sweep, `delivery.enqueue_due()`, once a second.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def emit_build_detected(override_pk: int, *, name: str, digest: str, previous: s
                               payload={"name": name, "digest": digest, "previousDigest": previous,
                                        "imageRef": reference})
     NotificationEvent.objects.bulk_create([event], ignore_conflicts=True)
-    schedule_fan_out()
+    # No task per write-back: the dispatcher's sweep (`delivery.enqueue_due`, every second) fans these out.
 
 
 # --- rollout events from the MPO status the read-back mirrors -------------------------------------------------------
