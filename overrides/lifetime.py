@@ -6,15 +6,12 @@ asks to take over. Imported CRs have no owner and no expiry until a user's write
 user (scheduler, cluster read-back, commands) are not subject to ownership.
 
 The services (`overrides.services`) call `gate_write()` and `apply_write()` at the start of every write: this
-module holds the rule, the services decide when it applies. `expire_due()` is the scheduler's side: it deletes
-expired overrides through `services.override_expire` and sends reminders, started from the dispatcher's
-periodic work (`overrides.polling.dispatcher`).
+module holds the rule, the services decide when it applies. The scheduler's side (expiry and reminders) is
+`overrides.expiry`.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,12 +24,9 @@ from django.utils.dateparse import parse_datetime
 from overrides.durations import parse_duration
 from overrides.models import ModulePullOverride
 
-logger = logging.getLogger("overrides.lifetime")
-
 NEVER = "never"
 FOREVER_PERM = "overrides.keep_override_forever"
 LIFETIME_COLUMNS = ["owner", "owned_since", "reason", "expires_at", "reminded_at"]
-EXPIRE_BATCH = 100
 
 
 def ttl() -> timedelta:
@@ -168,58 +162,3 @@ def owner_bump(override: ModulePullOverride, actor) -> bool:
             ModulePullOverride.objects.filter(pk=override.pk, owner=user).update(expires_at=new, reminded_at=None)
             override.expires_at, override.reminded_at = new, None
     return True
-
-
-# --- the scheduler ----------------------------------------------------------------------------------------------
-
-
-def work_due(now: datetime | None = None) -> bool:
-    """Whether an expiry or a reminder is due (one cheap query, asked by the dispatcher every few seconds)."""
-    now = now or timezone.now()
-    live = ModulePullOverride.objects.filter(expires_at__isnull=False)
-    return (live.filter(expires_at__lte=now).exists()
-            or live.filter(expires_at__lte=now + reminder_lead(), reminded_at__isnull=True).exists())
-
-
-def expire_due(now: datetime | None = None) -> dict[str, int]:
-    """Delete the overrides whose expiry has passed (through the delete service, as the scheduler, message
-    "expired", honouring rollback) and send the reminders that are due. Safe to run twice at once."""
-    from overrides import services
-    from overrides.notifications import events
-
-    now = now or timezone.now()
-    expired = reminded = 0
-    for pk in ModulePullOverride.objects.filter(expires_at__lte=now).values_list("pk", flat=True)[:EXPIRE_BATCH]:
-        try:
-            expired += bool(services.override_expire(pk=pk, now=now))
-        except Exception:  # one bad row must not stop the others; it is tried again next time
-            logger.exception("expiring override %s failed", pk)
-    due = ModulePullOverride.objects.filter(expires_at__gt=now, expires_at__lte=now + reminder_lead(),
-                                            reminded_at__isnull=True).select_related("owner", "source")
-    for override in due[:EXPIRE_BATCH]:
-        # Compare-and-swap: one reminder per expiry, whoever else runs this at the same time.
-        if ModulePullOverride.objects.filter(pk=override.pk, reminded_at__isnull=True,
-                                             expires_at=override.expires_at).update(reminded_at=now):
-            events.emit(events.OVERRIDE_EXPIRING, override, expiresAt=override.expires_at.isoformat())
-            reminded += 1
-    return {"expired": expired, "reminded": reminded}
-
-
-EXPIRY_TASK = "overrides.tasks.expire_overrides"
-EXPIRY_REPEAT = 5.0  # seconds: while work is due, an expiry task is enqueued at most this often
-_expiry_enqueued_at = 0.0
-
-
-def dispatch_periodic_work() -> None:
-    """Called by the dispatcher every second: enqueue the expiry task when something is due (a duplicate is
-    harmless: `expire_due` is a compare-and-swap), and the notification retries that are due."""
-    global _expiry_enqueued_at
-    from django_q.tasks import async_task
-
-    from overrides.notifications import delivery
-
-    mono = time.monotonic()
-    if mono - _expiry_enqueued_at >= EXPIRY_REPEAT and work_due():
-        _expiry_enqueued_at = mono
-        async_task(EXPIRY_TASK, group="expiry", q_options={"task_name": "expire overrides"})
-    delivery.enqueue_due()

@@ -5,7 +5,7 @@ Tasks load the row as it is when they run (level-triggered), so a task that runs
 still converges on the current desired state. The after-commit enqueue helpers are in `overrides.enqueue`.
 """
 
-from overrides import lifetime
+from overrides import expiry
 from overrides.cluster import readback, sync
 from overrides.notifications import delivery
 from overrides.polling import checks, dispatcher
@@ -41,7 +41,7 @@ def read_back_cluster() -> list[str]:
 
 def expire_overrides() -> dict:
     """Delete the overrides whose expiry passed and send the reminders due (enqueued by the dispatcher)."""
-    return lifetime.expire_due()
+    return expiry.expire_due()
 
 
 def fan_out_notifications() -> int:

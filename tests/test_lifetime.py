@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from overrides import lifetime, services
+from overrides import expiry, lifetime, services
 from overrides.audit import Actor
 from overrides.models import ModulePullOverride, NotificationEvent, ObjectChange
 from tests.test_api_support import *
@@ -132,7 +132,7 @@ def test_imported_override_has_no_owner_until_claimed(api, source, settings):
     imported = cluster_services.override_import(name="echo", spec=spec, source=source,
                                                 identity=ClusterIdentity(uid="u1", resource_version="1"))
     assert imported.owner is None and imported.expires_at is None
-    assert not lifetime.work_due(timezone.now() + timedelta(days=400))
+    assert not expiry.work_due(timezone.now() + timedelta(days=400))
     response = api.post(URL + "echo/renew/", {}, format="json")
     assert response.status_code == 202 and response.json()["owner"] == "ci-bot"
     assert ModulePullOverride.objects.get(name="echo").expires_at is not None
@@ -147,10 +147,10 @@ def test_expiry_deletes_through_the_delete_service_and_reminds_once(make_overrid
     now = timezone.now()
     ModulePullOverride.objects.filter(pk=soon.pk).update(expires_at=now + timedelta(hours=2))
     ModulePullOverride.objects.filter(pk=gone.pk).update(expires_at=now - timedelta(seconds=1))
-    assert lifetime.work_due(now)
-    assert lifetime.expire_due(now) == {"expired": 1, "reminded": 1}
-    assert lifetime.expire_due(now) == {"expired": 0, "reminded": 0}  # once
-    assert not lifetime.work_due(now)
+    assert expiry.work_due(now)
+    assert expiry.expire_due(now) == {"expired": 1, "reminded": 1}
+    assert expiry.expire_due(now) == {"expired": 0, "reminded": 0}  # once
+    assert not expiry.work_due(now)
     assert ModulePullOverride.all_objects.get(pk=gone.pk).is_deleted
     assert not ModulePullOverride.all_objects.get(pk=keep.pk).is_deleted
     delete = ObjectChange.objects.get(action="delete")

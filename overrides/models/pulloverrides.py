@@ -1,6 +1,5 @@
 """ModulePullOverride: "run the image of my branch", mirrored from `modulepulloverrides.deckhouse.io`."""
 
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -78,10 +77,6 @@ class ModulePullOverride(ClusterMirrored):
         from registry.client import image_reference
 
         return image_reference(self.source.repo, self.name, self.image_tag)
-
-    @property
-    def scan_interval_delta(self) -> timedelta:
-        return validators.parse_scan_interval(self.scan_interval)
 
     def reset_registry_view(self) -> None:
         """A new image reference: the portal's registry check starts over at once, forgetting the old one's error
