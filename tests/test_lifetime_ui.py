@@ -53,6 +53,7 @@ def test_create_form_sets_reason_and_expiry_and_refuses_bad_expiry(alice, make_s
     assert override.owner == user and override.reason == "https://git.example.com/mr/7"
     page = client.get("/overrides/echo/").content.decode()
     assert "alice" in page and "git.example.com/mr/7" in page and 'id="expires"' in page
+    assert 'value="https://git.example.com/mr/7"' in client.get("/overrides/echo/edit/").content.decode()
 
 
 def test_dashboard_shows_owner_and_filters_mine_and_expiring(alice, bob, make_source):

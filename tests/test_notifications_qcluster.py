@@ -36,3 +36,22 @@ def test_qcluster_expires_overrides_and_delivers_with_a_retry(qcluster_factory, 
     assert [a.status_code for a in DeliveryAttempt.objects.order_by("at")] == [500, 200]
     bodies = [body for _, body in receiver.requests]
     assert len(bodies) == 2 and b'"override.expired"' in bodies[1]
+
+
+def test_a_hanging_receiver_does_not_hold_the_other_channels(qcluster_factory, receiver_factory,
+                                                               admin_user, make_source, actor):
+    hanging, healthy = receiver_factory(("hang", 30)), receiver_factory(200)
+    for name, receiver in (("hanging", hanging), ("healthy", healthy)):
+        channel_services.channel_create(user=admin_user, name=name, kind="webhook", target=receiver.url,
+                                        is_global=True, subscription={"event_types": [], "scope": "all",
+                                                                      "source": None, "module_patterns": ""})
+    qcluster_factory(env={"PORTAL_NOTIFY_TIMEOUT": "2", "PORTAL_NOTIFY_BACKOFF": "1"})
+    source = make_source(name="dev")
+    for i in range(3):
+        services.override_create(actor=actor, name=f"m{i}", source=source, image_tag="main")
+    wait_for(lambda: len(healthy.requests) >= 3, timeout=30, what="the healthy channel's deliveries")
+    wait_for(lambda: DeliveryAttempt.objects.filter(error__startswith="no answer").exists(), timeout=60,
+             what="the hanging channel's timed-out attempt")
+    hanging_channel = Delivery.objects.filter(channel__name="hanging").first().channel
+    hanging_channel.refresh_from_db()
+    assert hanging_channel.failures_in_a_row >= 1 and "no answer" in hanging_channel.last_error

@@ -115,6 +115,8 @@ class Delivery(models.Model):
                              db_index=True)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True,
+                                       help_text="A task was enqueued for the next attempt (its claim clears it).")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True, default="")

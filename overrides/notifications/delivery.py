@@ -65,33 +65,6 @@ def _enqueue(deliveries: list[tuple[int, int | None]]) -> None:
                        q_options={"task_name": "deliver notifications"})
 
 
-def deliver_many(pks: list[int]) -> dict[str, int]:
-    """The task: one attempt of each delivery, a few at once; returns how many ended in which state."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connection
-
-    def one(pk: int) -> str:
-        try:
-            return deliver(pk)
-        finally:
-            connection.close()
-
-    def lower_priority() -> None:
-        # Deliveries yield the CPU to the poller (Linux: per thread, and these threads end with the task).
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DELIVERY_NICE)
-        except (AttributeError, OSError):
-            pass
-
-    with ThreadPoolExecutor(max_workers=min(TASK_THREADS, len(pks)), initializer=lower_priority) as pool:
-        states = list(pool.map(one, pks))
-    counts: dict[str, int] = {}
-    for state in states:
-        counts[state] = counts.get(state, 0) + 1
-    return counts
-
-
 # --- fan-out -----------------------------------------------------------------------------------------------------
 
 
@@ -181,7 +154,8 @@ def fan_out() -> int:
         for channel in NotificationChannel.objects.filter(enabled=True, user__isnull=False):
             personal.setdefault(channel.user_id, []).append(channel)
         now = timezone.now()
-        rows = [Delivery(event=event, channel=channel, email_to=email, next_attempt_at=now + LOST_TASK_GRACE)
+        rows = [Delivery(event=event, channel=channel, email_to=email, next_attempt_at=now + LOST_TASK_GRACE,
+                         enqueued_at=now)
                 for event in batch for channel, email in targets(event, subscriptions, personal)]
         try:
             with transaction.atomic():
@@ -218,27 +192,69 @@ def backoff(attempt: int) -> float:
     return min(BACKOFF_CAP, settings.PORTAL_NOTIFY_BACKOFF * 2 ** max(0, attempt - 1))
 
 
-def deliver(pk: int) -> str:
-    """One attempt of delivery `pk`; returns its state afterwards ("taken" when another run has it)."""
-    delivery = Delivery.objects.select_related("event", "channel").filter(pk=pk).first()
-    if delivery is None or delivery.state != DeliveryState.PENDING:
-        return "done"
-    lease = timezone.now() + timedelta(seconds=settings.PORTAL_NOTIFY_TIMEOUT * 3 + 30)
-    if not Delivery.objects.filter(pk=pk, state=DeliveryState.PENDING, attempts=delivery.attempts).update(
-            attempts=F("attempts") + 1, next_attempt_at=lease):
-        return "taken"
-    delivery.attempts += 1
-    channel = delivery.channel
-    kind, target = (channel.kind, channel.target) if channel else ("email", delivery.email_to)
+def _claim(pks: list[int]) -> list[Delivery]:
+    """Take the deliveries among `pks` that were enqueued (`enqueued_at`) and that no other run holds, in one write
+    transaction: each claim is a compare-and-swap on `attempts` that clears `enqueued_at` and sets a lease, so a
+    second task for the same delivery finds it taken, and none runs before its retry is due."""
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.PORTAL_NOTIFY_TIMEOUT * 3 + 30)
+    rows = list(Delivery.objects.filter(pk__in=pks, state=DeliveryState.PENDING, enqueued_at__isnull=False)
+                .select_related("event", "channel"))
+    taken = []
+    with transaction.atomic():
+        for row in rows:
+            if Delivery.objects.filter(pk=row.pk, state=DeliveryState.PENDING, attempts=row.attempts,
+                                       enqueued_at__isnull=False).update(attempts=F("attempts") + 1,
+                                                                         enqueued_at=None, next_attempt_at=lease):
+                row.attempts += 1
+                taken.append(row)
+    return taken
+
+
+def _send(row: Delivery) -> tuple[channels.SendResult, int]:
+    """One attempt (no database: pool threads only talk to the receiver)."""
+    channel = row.channel
+    kind, target = (channel.kind, channel.target) if channel else ("email", row.email_to)
     started = time.monotonic()
     try:
-        result = channels.SENDERS[kind](target, channel.secret if channel else "", envelope(delivery.event))
+        result = channels.SENDERS[kind](target, channel.secret if channel else "", envelope(row.event))
     except Exception as exc:  # a sender bug must still end in a recorded attempt, never with the URL in it
         # No traceback: an exception's text may hold the URL, which never goes to a log.
-        logger.error("notification delivery %s: the %s sender raised %s", pk, kind, type(exc).__name__)
+        logger.error("notification delivery %s: the %s sender raised %s", row.pk, kind, type(exc).__name__)
         result = channels.SendResult(False, None, f"unexpected error ({type(exc).__name__})")
-    _record(delivery, result, int((time.monotonic() - started) * 1000))
-    return delivery.state
+    return result, int((time.monotonic() - started) * 1000)
+
+
+def _lower_priority() -> None:
+    # Attempts yield the CPU to the poller (Linux: per thread, and these threads end with the task).
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DELIVERY_NICE)
+    except (AttributeError, OSError):
+        pass
+
+
+def deliver_many(pks: list[int]) -> dict[int, str]:
+    """The task: one attempt of each delivery among `pks` not held elsewhere, `TASK_THREADS` at once; the claims and
+    the results are written in one transaction each (the poller shares SQLite's one writer). Returns pk → state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    taken = _claim(pks)
+    if not taken:
+        return {}
+    if len(taken) == 1:
+        results = [_send(taken[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(TASK_THREADS, len(taken)), initializer=_lower_priority) as pool:
+            results = list(pool.map(_send, taken))
+    with transaction.atomic():
+        for row, (result, duration_ms) in zip(taken, results, strict=True):
+            _record(row, result, duration_ms)
+    return {row.pk: row.state for row in taken}
+
+
+def deliver(pk: int) -> str:
+    """One attempt of delivery `pk`; returns its state afterwards ("done" when it is finished or held elsewhere)."""
+    return deliver_many([pk]).get(pk, "done")
 
 
 @transaction.atomic
@@ -281,7 +297,8 @@ def enqueue_due(now=None) -> int:
                .values_list("pk", "next_attempt_at", "channel_id")[:200])
     taken = []
     for pk, at, channel_id in due:
-        if Delivery.objects.filter(pk=pk, next_attempt_at=at).update(next_attempt_at=now + LOST_TASK_GRACE):
+        if Delivery.objects.filter(pk=pk, next_attempt_at=at).update(next_attempt_at=now + LOST_TASK_GRACE,
+                                                                     enqueued_at=now):
             taken.append((pk, channel_id))
     if taken:
         _enqueue(taken)
