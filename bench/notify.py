@@ -13,6 +13,12 @@ digest was delivered (or `--drain` seconds). It reports:
 - the delay from each event (`time` in the body) to its arrival at the receiver: p50 / p95;
 - the poller's lateness (check completion minus due time, from the database at 10 Hz) p99 in both runs, and the
   ratio on/off (goal: within 1.2x).
+
+Measured on the shared 2-core machine (load average about 10 from other work), 1000 overrides: 1000 of 1000 digests
+delivered once, 32.9 deliveries/s (the burst's pushes took 40 s, so this is the events' own rate), event to delivery
+p50 0.84 s / p95 2.16 s, poller p99 lateness 0.305 s with notifications vs 0.321 s without (0.95x). An earlier
+design (a task and three write transactions per delivery, the fan-out's reads inside its write transaction) gave
+21 deliveries/s, p95 19 s and 13.6x the poller's p99 lateness: SQLite's one writer was the bottleneck.
 """
 
 from __future__ import annotations

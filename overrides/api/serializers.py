@@ -110,8 +110,8 @@ class ModulePullOverrideSerializer(serializers.Serializer):
                                       "nobody claimed). Write a date and time, a duration from now such as 3d, or "
                                       "never (needs the keep-forever permission). Default: now + "
                                       "PORTAL_OVERRIDE_TTL; each upsert or renew by the owner moves it forward.")
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
-                                         help_text="Who holds the module (null: imported, not claimed).")
+    owner = serializers.CharField(source="owner.username", read_only=True, allow_null=True, default=None,
+                                  help_text="Who holds the module (null: imported, not claimed).")
     ownedSince = serializers.DateTimeField(source="owned_since", read_only=True, allow_null=True,
                                            help_text="Since when the owner holds it.")
     changelogMessage = changelog_field()
