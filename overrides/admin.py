@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -20,6 +20,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from overrides import services
 from overrides.audit import Actor
 from overrides.forms import apply_service_errors
+from overrides.identity import admin as identity_admin  # noqa: F401 - registers groups and module scopes
 from overrides.models import (
     ApiToken,
     ChangeContext,
@@ -35,6 +36,7 @@ from overrides.models import (
     SkippedClusterObject,
 )
 from overrides.tokens import token_create, token_revoke
+from overrides.views.paging import BoundedCountPaginator
 
 
 def _actor(request) -> Actor:
@@ -71,6 +73,8 @@ class ServiceAdmin(admin.ModelAdmin):
                         self.saved = model_admin.service_save(request, self.instance, self.cleaned_data, change)
                 except ValidationError as exc:
                     apply_service_errors(self, exc, model_admin.service_error_fields)
+                except PermissionDenied as exc:  # e.g. outside the user's module scope: the rule, on the form
+                    self.add_error(None, str(exc))
 
         ServiceForm.__name__ = base.__name__
         return ServiceForm
@@ -100,6 +104,8 @@ class ServiceAdmin(admin.ModelAdmin):
             self.service_delete(actor=_actor(request), obj=obj)
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), level=messages.ERROR)
+        except PermissionDenied as exc:
+            self.message_user(request, str(exc), level=messages.ERROR)
 
 
 class ModuleSourceForm(forms.ModelForm):
@@ -236,7 +242,11 @@ class ModulePullOverrideAdmin(ServiceAdmin):
     def _renew(self, request, queryset, force):
         count = 0
         for override in queryset.filter(deleted_at__isnull=True):
-            services.override_renew(actor=_actor(request), override=override, force=force, take_over=True)
+            try:
+                services.override_renew(actor=_actor(request), override=override, force=force, take_over=True)
+            except PermissionDenied as exc:
+                self.message_user(request, str(exc), level=messages.ERROR)
+                continue
             count += 1
         self.message_user(request, f"Renew requested for {count} override(s).")
 
@@ -270,8 +280,10 @@ class DigestObservationAdmin(ReadOnlyAdmin):
     search_fields = ("override__name", "digest", "image_ref")
     list_select_related = ("override",)
     raw_id_fields = ("override",)
-    date_hierarchy = "observed_at"
+    # No date_hierarchy: its month drill-down is a DISTINCT over every row (2 s at 200k rows on SQLite); the
+    # observed_at filter narrows by time at the cost of an index range.
     show_full_result_count = False
+    paginator = BoundedCountPaginator
 
 
 @admin.register(ObjectChange)

@@ -22,6 +22,7 @@ from overrides.models import ChangeAction, ChangeContext, ModulePullOverride, Mo
 from overrides.notifications import events
 from overrides.polling.checks import record_discovery
 from overrides.presentation import format_utc
+from overrides.scopes import require_module_scope
 from overrides.selectors import offered_module_names
 from overrides.validators import DEFAULT_SCAN_INTERVAL
 from registry.client import discover_modules
@@ -226,6 +227,7 @@ def override_create(
 ) -> ModulePullOverride:
     """Override module `name` with `<source repo>/<name>:<image_tag>`; a deleted override of it comes back.
     The actor's user owns it; it expires after PORTAL_OVERRIDE_TTL unless `expires` says otherwise."""
+    require_module_scope(actor.user, name)
     source = _resolve_source(source)
     override = ModulePullOverride.all_objects.select_for_update().filter(name=name).first()
     if override is not None and not override.is_deleted:
@@ -256,6 +258,7 @@ def _lock_for_write(override: ModulePullOverride, actor: Actor, *, take_over: bo
     `take_over`); a claim, a take-over or a lifetime change is saved and audited here, the owner's write moves the
     expiry forward."""
     override = ModulePullOverride.objects.select_for_update().select_related("source", "owner").get(pk=override.pk)
+    require_module_scope(actor.user, override.name)
     gate = lifetime.gate_write(override, actor, take_over=take_over)
     before = lifetime.lifetime_snapshot(override)
     if not lifetime.apply_write(override, actor, gate, now=timezone.now(), expires=expires, reason=reason):
@@ -341,6 +344,7 @@ def override_upsert(
     Pipelines repeat the same upsert; a repeat by the owner that changes nothing returns without taking the write
     lock, only moving the expiry forward by the TTL.
     """
+    require_module_scope(actor.user, name)
     existing = ModulePullOverride.objects.select_related("source").filter(name=name).first()
     if existing is not None and _unchanged(existing, data) and lifetime.owner_bump(existing, actor):
         return existing, False

@@ -5,7 +5,7 @@ Create pages live under /new/ so that a module or source named "new" keeps its o
 
 from django.urls import path
 
-from overrides.views import audit, dashboard, notifications, overrides, sources
+from overrides.views import audit, dashboard, notifications, overrides, sources, tokens
 
 app_name = "ui"
 
@@ -33,4 +33,6 @@ urlpatterns = [
     path("new/channel/", notifications.channel_create, name="channel-create"),
     path("notifications/<int:pk>/", notifications.channel_detail, name="channel"),
     path("notifications/<int:pk>/action/", notifications.channel_action, name="channel-action"),
+    path("tokens/", tokens.token_list, name="tokens"),
+    path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
 ]

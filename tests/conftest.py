@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.notify",
     "tests.fixtures.servers",
     "tests.fixtures.webservers",
+    "tests.fixtures.oidc",
 ]

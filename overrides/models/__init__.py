@@ -14,6 +14,7 @@ from .notifications import (
     SubscriptionScope,
 )
 from .pulloverrides import ModulePullOverride
+from .scopes import ModuleScope
 from .skipped import SkippedClusterObject
 from .sources import BUILTIN_SOURCE, ModuleSource, Scheme
 from .sync import ClusterMirrored, SyncState
@@ -22,6 +23,7 @@ from .tokens import ApiToken, hash_token
 __all__ = [
     "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ChannelKind", "ClusterMirrored", "Delivery",
     "DeliveryAttempt", "DeliveryState", "DigestObservation", "DigestOrigin", "EventType", "Lease",
-    "ModulePullOverride", "ModuleSource", "NotificationChannel", "NotificationEvent", "NotificationSubscription",
-    "ObjectChange", "Scheme", "SkippedClusterObject", "SubscriptionScope", "SyncState", "hash_token",
+    "ModulePullOverride", "ModuleScope", "ModuleSource", "NotificationChannel", "NotificationEvent",
+    "NotificationSubscription", "ObjectChange", "Scheme", "SkippedClusterObject", "SubscriptionScope", "SyncState",
+    "hash_token",
 ]
