@@ -158,3 +158,25 @@ def test_expiry_deletes_through_the_delete_service_and_reminds_once(make_overrid
     kinds = set(NotificationEvent.objects.values_list("event_type", "override_name"))
     assert {("override.expired", "gone"), ("override.expiring", "soon")} <= kinds
     assert ("override.deleted", "gone") not in kinds
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("PORTAL_OVERRIDE_TTL", "a week", "is not a duration"),
+    ("PORTAL_OVERRIDE_REMINDER", "0s", "is zero"),
+    ("PORTAL_NOTIFY_RETRIES", "many", "must be a positive whole number"),
+    ("PORTAL_NOTIFY_TIMEOUT", "-1", "must be a positive number"),
+])
+def test_bad_lifetime_and_notification_settings_stop_the_start_in_one_line(tmp_path, name, value, words):
+    import os
+    import subprocess
+    import sys
+
+    from cryptography.fernet import Fernet
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_") and k != "DATABASE_URL"}
+    env.update({"PORTAL_VAR_DIR": str(tmp_path), "PORTAL_SECRET_KEY": "x" * 50,
+                "PORTAL_ENCRYPTION_KEYS": Fernet.generate_key().decode(), name: value})
+    result = subprocess.run([sys.executable, "manage.py", "check"], capture_output=True, text=True, timeout=60,
+                            env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode != 0 and name in result.stderr and words in result.stderr, result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
