@@ -110,6 +110,12 @@ def test_take_over_makes_the_caller_owner_audits_and_notifies_the_previous_owner
     event = NotificationEvent.objects.get(event_type="override.taken-over")
     assert event.payload["previous_owner_id"] == ci_user.pk and event.payload["previousOwner"] == "ci-bot"
     assert put(api, imageTag="pr10").status_code == 409  # now ci-bot is the other one
+    put(api, name="other")
+    assert [o["name"] for o in api.get(URL, {"mine": "true"}).json()["results"]] == ["other"]
+    assert [o["name"] for o in bob.get(URL, {"mine": "true"}).json()["results"]] == ["echo"]
+    assert [o["name"] for o in api.get(URL, {"owner": "bob"}).json()["results"]] == ["echo"]
+    ModulePullOverride.objects.filter(name="other").update(expires_at=timezone.now() + timedelta(hours=1))
+    assert [o["name"] for o in api.get(URL, {"expiringSoon": "true"}).json()["results"]] == ["other"]
     assert api.delete(URL + "echo/?takeOver=true").status_code == 204
 
 

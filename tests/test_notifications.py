@@ -84,6 +84,10 @@ def test_500_then_200_is_retried_with_backoff_and_202_is_success(receiver_factor
     assert delivery.deliver(retry.pk) == "succeeded"
     assert [a.status_code for a in DeliveryAttempt.objects.filter(delivery=retry).order_by("at")] == [500, 200]
     assert NotificationChannel.objects.get(pk=retry.channel_id).failures_in_a_row == 0
+    admin = Client()
+    admin.force_login(admin_user)
+    page = admin.get("/notifications/deliveries/").content.decode()
+    assert "HTTP 500" in page and "succeeded" in page and "secret-path-123" not in page
     assert DeliveryAttempt.objects.get(delivery__channel__target_hint__contains=str(accepting.server.server_port)
                                        ).status_code == 202
 
