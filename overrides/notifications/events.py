@@ -68,7 +68,7 @@ class _Missing(dict):
 
 
 def enabled() -> bool:
-    return bool(getattr(settings, "PORTAL_NOTIFICATIONS", True))
+    return bool(settings.PORTAL_NOTIFICATIONS)
 
 
 def _payload(event_type: str, override, details: dict[str, Any]) -> dict[str, Any]:
