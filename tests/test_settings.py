@@ -101,3 +101,20 @@ def test_ensure_admin_from_env_never_generates_a_password(capsys, monkeypatch, d
     monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", "from-the-env-123")
     call_command("ensure_admin", "--from-env")
     assert django_user_model.objects.get(username="admin").check_password("from-the-env-123")
+
+
+def test_product_code_reads_settings_without_defaults_of_its_own():
+    """Every default lives once, in portal/settings.py: `getattr(settings, "X", default)` would be a second one."""
+    import ast
+
+    found = []
+    for package in ("overrides", "portal"):
+        for path in (BASE_DIR / package).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+                        and len(node.args) == 3 and isinstance(node.args[0], ast.Name)
+                        and node.args[0].id == "settings"):
+                    found.append(f"{path.relative_to(BASE_DIR)}:{node.lineno}")
+    assert not found, found
