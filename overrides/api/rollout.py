@@ -28,7 +28,6 @@ from overrides.cluster.state import SYNC_OFF_MESSAGE
 from overrides.models import ModulePullOverride, ObjectChange, SyncState
 
 POLL_INTERVAL = 0.5
-DEFAULT_TIMEOUT = 300
 
 FAILURE_PREFIXES = ("Download error:", "Validation error:", "Deploy error:")
 FAILURE_MESSAGES = frozenset({

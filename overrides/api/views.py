@@ -236,14 +236,14 @@ class ModuleSourceViewSet(NamedObjectViewSet):
     def update(self, request, name: str, *args, **kwargs):
         data = self._validated(ModuleSourceUpdateSerializer)
         _check_body_name(data, name)
-        existing = ModuleSource.objects.filter(name=name).first()
-        if existing is None:
-            require_perm(request, ModuleSource, "add")
-            data.setdefault("docker_cfg", "")
-            source = self._create(request, name, data)
-            return Response(self.get_serializer(source).data, status=status.HTTP_201_CREATED,
-                            headers=self._location(source))
-        return Response(self.get_serializer(self._update(request, existing, data)).data)
+        if not ModuleSource.objects.filter(name=name).exists():
+            require_perm(request, ModuleSource, "add")  # an upsert that would create
+        message = data.pop("changelogMessage", "")
+        with service_errors(SOURCE_API_NAMES):
+            source, created = services.source_upsert(actor=api_actor(request), name=name, data=data, message=message)
+        return Response(self.get_serializer(source).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+                        headers=self._location(source) if created else None)
 
     @extend_schema(summary="Change some fields of a source", request=ModuleSourceUpdateSerializer,
                    responses={200: ModuleSourceSerializer, **WRITE_ERRORS, **NOT_FOUND})

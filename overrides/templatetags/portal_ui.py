@@ -38,8 +38,12 @@ def digest(value) -> str:
 
 
 @register.simple_tag
-def status_badge(override) -> str:
+def status_badge(override, short: bool = False) -> str:
+    """The status badge; `short` (the dashboard's cell): a few words, the full text in its tooltip."""
     badge = presentation.override_status(override)
+    if short:
+        return format_html('<span class="badge badge-{}" title="{}">{}</span>', badge.kind, badge.text,
+                           presentation.short_status(badge))
     return format_html('<span class="badge badge-{}">{}</span>', badge.kind, badge.text)
 
 
