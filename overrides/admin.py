@@ -347,6 +347,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         for token in queryset:
             token_revoke(actor=_actor(request), token=token)
 
+    @sensitive_variables("context")
     def response_add(self, request, obj, post_url_continue=None):
         # The token is shown in this one response (not via the messages framework, whose cookie or session
         # storage would keep it).

@@ -47,7 +47,7 @@ def status_badge(override, short: bool = False) -> str:
     return format_html('<span class="badge badge-{}">{}</span>', badge.kind, badge.text)
 
 
-OBJECT_KINDS = {"modulepulloverride": "override", "modulesource": "source"}
+OBJECT_KINDS = {"modulepulloverride": "override", "modulesource": "source", "apitoken": "API token"}
 OBJECT_URLS = {"modulepulloverride": "ui:override", "modulesource": "ui:source"}
 
 
