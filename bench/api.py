@@ -205,7 +205,8 @@ def prepare_portal(workdir: str, kubeconfig: str) -> tuple[dict[str, str], str]:
     database = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir}/portal.sqlite3"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_VAR_DIR": workdir,
            "DATABASE_URL": database, "KUBECONFIG": kubeconfig, "PORTAL_CLUSTER": "on",
-           "PORTAL_DEBUG": "0", "PORTAL_LOG_LEVEL": "WARNING", "PORTAL_ALLOWED_HOSTS": "127.0.0.1,localhost"}
+           "PORTAL_DEBUG": "0", "PORTAL_LOG_LEVEL": "WARNING", "PORTAL_ALLOWED_HOSTS": "127.0.0.1,localhost",
+           "PORTAL_API_TOKEN_RATE": "1000000/min"}  # measure the API, not its per-token rate limit
     env.pop("PORTAL_Q_SYNC", None)
     os.environ.update(env)
     from portal.devkeys import ensure_dev_keys
@@ -278,7 +279,11 @@ def portal_run(args) -> None:
         from overrides.management.commands.serve import web_command, web_environment
 
         port = free_port()
-        procs.append(subprocess.Popen(web_command("127.0.0.1", port, args.workers) + ["--log-level", "warning"],
+        command = web_command("127.0.0.1", port, args.workers)
+        if args.wsgi:  # the former server, for comparison: gunicorn threads on portal.wsgi
+            command = [PYTHON, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
+                       str(args.workers), "--threads", "8"]
+        procs.append(subprocess.Popen(command + ["--log-level", "warning"],
                                       cwd=ROOT, env=web_environment(env),
                                       stdout=subprocess.DEVNULL))
         if not args.no_qcluster:
@@ -307,6 +312,7 @@ def main() -> None:
     parser.add_argument("--sqlite-workers", type=int, default=2)
     parser.add_argument("--postgres-workers", type=int, default=4)
     parser.add_argument("--no-qcluster", action="store_true", help="leave the apply queue unprocessed")
+    parser.add_argument("--wsgi", action="store_true", help="serve with gunicorn threads on portal.wsgi instead")
     parser.add_argument("--serve-emulator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--portal-run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=2, help=argparse.SUPPRESS)
@@ -332,7 +338,8 @@ def main() -> None:
     for backend in args.backends:
         workers = args.sqlite_workers if backend == "sqlite" else args.postgres_workers
         command = [PYTHON, __file__, "--portal-run", "--workers", str(workers), "--clients", str(args.clients),
-                   "--duration", str(args.duration), *(["--no-qcluster"] if args.no_qcluster else [])]
+                   "--duration", str(args.duration), *(["--no-qcluster"] if args.no_qcluster else []),
+                   *(["--wsgi"] if args.wsgi else [])]
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         if backend == "postgres":
             command = [str(ROOT / "tests/scripts/with-postgres"), *command]
