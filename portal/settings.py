@@ -202,6 +202,13 @@ PORTAL_CLUSTER_TIMEOUT = float(os.environ.get("PORTAL_CLUSTER_TIMEOUT", "5"))
 # --- registry --------------------------------------------------------------------------------------
 REGISTRY_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_CONNECT_TIMEOUT", "3"))
 REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", "5"))
+# Which registries and token servers the portal may request (see registry/destinations.py): host patterns, and
+# whether non-public addresses are refused (production); token servers on another host that get credentials.
+REGISTRY_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("PORTAL_REGISTRY_ALLOWED_HOSTS", "").split(",")
+                          if h.strip()]
+REGISTRY_REFUSE_PRIVATE = _env_bool("PORTAL_REGISTRY_REFUSE_PRIVATE", default=PRODUCTION)
+REGISTRY_TRUSTED_REALMS = [h.strip() for h in os.environ.get("PORTAL_REGISTRY_TRUSTED_REALMS", "").split(",")
+                           if h.strip()]
 # --- polling (see overrides/polling/) --------------------------------------------------------------
 # Threads of the dispatcher's check pool, and at most how many of them one registry host may hold (a hung
 # registry then cannot starve the others).
