@@ -202,11 +202,9 @@ def end_wait(wait: Wait) -> None:
 
 
 @csrf_exempt
-async def rollout_view(request, name: str):
-    """The async front of the DRF `rollout` action: checks in a thread, the wait itself on the event loop."""
-    from overrides.api.views import ModulePullOverrideViewSet
-
-    admit = ModulePullOverrideViewSet.as_view({"get": "rollout"})
+async def rollout_view(request, name: str, *, admit):
+    """The async front of the DRF `rollout` action (`admit`, handed in by the URL conf): checks in a thread, the
+    wait itself on the event loop."""
     response = await _in_thread(request, admit, request, name=name)
     wait = getattr(response, "rollout_wait", None)
     if wait is None:
