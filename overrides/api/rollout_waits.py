@@ -201,6 +201,7 @@ def end_wait(wait: Wait) -> None:
     PLACES.give_back(wait.holder)
 
 
+<<<<<<< HEAD
 @csrf_exempt
 async def rollout_view(request, name: str, *, admit):
     """The async front of the DRF `rollout` action (`admit`, handed in by the URL conf): checks in a thread, the
@@ -208,13 +209,26 @@ async def rollout_view(request, name: str, *, admit):
     response = await _in_thread(request, admit, request, name=name)
     wait = getattr(response, "rollout_wait", None)
     if wait is None:
+=======
+def async_front(admit):
+    """The async front of the DRF `rollout` action `admit` (the viewset's view, handed in by the URLconf so this
+    module need not import the views that import it): checks in a thread, the wait itself on the event loop."""
+
+    @csrf_exempt
+    async def rollout_view(request, name: str):
+        response = await _in_thread(request, admit, request, name=name)
+        wait = getattr(response, "rollout_wait", None)
+        if wait is None:
+            return response
+        try:
+            outcome = await asyncio.wrap_future(wait.future)
+        finally:
+            end_wait(wait)
+        await _in_thread(request, _fill, response, outcome)
+>>>>>>> main
         return response
-    try:
-        outcome = await asyncio.wrap_future(wait.future)
-    finally:
-        end_wait(wait)
-    await _in_thread(request, _fill, response, outcome)
-    return response
+
+    return rollout_view
 
 
 async def _in_thread(request, func, *args, **kwargs):
