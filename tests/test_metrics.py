@@ -130,39 +130,3 @@ def test_json_log_lines_carry_the_request_id_into_the_task_it_enqueued(transacti
     assert first["level"] == "WARNING" and first["logger"] == "tests.task"
     assert second["request_id"] == "-"
 
-
-def test_worker_metrics_server_sums_the_processes_samples(tmp_path):
-    """The worker pod's /metrics: samples another process wrote in multiprocess mode, behind the bearer token."""
-    import os
-    import subprocess
-    import sys
-
-    import requests
-
-    from tests.fixtures.jobs import BASE_DIR, wait_for
-    from tests.fixtures.webservers import free_port
-
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PORTAL_METRICS_TOKEN": TOKEN,
-           "PORTAL_METRICS_PORT": str(free_port())}
-    for _ in range(2):  # two processes, as two qcluster workers
-        subprocess.run([sys.executable, "-c", "from portal import metrics; "
-                        "metrics.check_recorded('same', 'registry.example.com', 0.2)"], env=env, check=True,
-                       cwd=BASE_DIR)
-    server = subprocess.Popen([sys.executable, "-m", "portal.metrics_server"], env=env, cwd=BASE_DIR)
-    url = f"http://127.0.0.1:{env['PORTAL_METRICS_PORT']}/metrics"
-    try:
-        def up():
-            try:
-                return requests.get(url, timeout=2).status_code  # (a Response is falsy for a 401)
-            except requests.RequestException:
-                return None
-
-        assert wait_for(up, timeout=20) == 401
-        body = requests.get(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).text
-    finally:
-        server.terminate()
-        server.wait(10)
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(body) for s in family.samples}
-    assert value(samples, "mpo_portal_registry_checks_total", result="same", host="registry.example.com") == 2
-    assert value(samples, "mpo_portal_registry_check_lateness_seconds_count") == 2

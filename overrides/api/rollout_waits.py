@@ -201,15 +201,6 @@ def end_wait(wait: Wait) -> None:
     PLACES.give_back(wait.holder)
 
 
-<<<<<<< HEAD
-@csrf_exempt
-async def rollout_view(request, name: str, *, admit):
-    """The async front of the DRF `rollout` action (`admit`, handed in by the URL conf): checks in a thread, the
-    wait itself on the event loop."""
-    response = await _in_thread(request, admit, request, name=name)
-    wait = getattr(response, "rollout_wait", None)
-    if wait is None:
-=======
 def async_front(admit):
     """The async front of the DRF `rollout` action `admit` (the viewset's view, handed in by the URLconf so this
     module need not import the views that import it): checks in a thread, the wait itself on the event loop."""
@@ -225,7 +216,6 @@ def async_front(admit):
         finally:
             end_wait(wait)
         await _in_thread(request, _fill, response, outcome)
->>>>>>> main
         return response
 
     return rollout_view

@@ -35,13 +35,8 @@ def not_found(request, rest: str = ""):
 urlpatterns = [
     path("overrides/<str:name>/digests/", DigestHistoryView.as_view(), name="override-digests"),
     # The rollout wait is async (a wait holds no thread); it calls the router's `rollout` action for its checks.
-<<<<<<< HEAD
-    path("overrides/<str:name>/rollout/", rollout_view,
-         {"admit": ModulePullOverrideViewSet.as_view({"get": "rollout"})}, name="override-rollout-wait"),
-=======
     path("overrides/<str:name>/rollout/", async_front(ModulePullOverrideViewSet.as_view({"get": "rollout"})),
          name="override-rollout-wait"),
->>>>>>> main
     *router.urls,
     re_path(r"^(?P<rest>.*)$", not_found),
 ]
