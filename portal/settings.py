@@ -15,6 +15,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.devkeys import missing_key_message, read_dev_key, var_dir
+from registry import defaults as registry_defaults
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = var_dir()
@@ -200,8 +201,18 @@ PORTAL_MPO_API_VERSION = os.environ.get("PORTAL_MPO_API_VERSION", "")
 PORTAL_CLUSTER_TIMEOUT = float(os.environ.get("PORTAL_CLUSTER_TIMEOUT", "5"))
 
 # --- registry --------------------------------------------------------------------------------------
-REGISTRY_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_CONNECT_TIMEOUT", "3"))
-REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", "5"))
+REGISTRY_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_CONNECT_TIMEOUT", registry_defaults.CONNECT_TIMEOUT))
+REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", registry_defaults.READ_TIMEOUT))
+# Connections kept per registry endpoint, and tags asked for per page of a tag list (no variables: tests tune them).
+REGISTRY_POOL_SIZE = registry_defaults.POOL_SIZE
+REGISTRY_TAGS_PAGE_SIZE = registry_defaults.TAGS_PAGE_SIZE
+# Which registries and token servers the portal may request (see registry/destinations.py): host patterns, and
+# whether non-public addresses are refused (production); token servers on another host that get credentials.
+REGISTRY_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("PORTAL_REGISTRY_ALLOWED_HOSTS", "").split(",")
+                          if h.strip()]
+REGISTRY_REFUSE_PRIVATE = _env_bool("PORTAL_REGISTRY_REFUSE_PRIVATE", default=PRODUCTION)
+REGISTRY_TRUSTED_REALMS = [h.strip() for h in os.environ.get("PORTAL_REGISTRY_TRUSTED_REALMS", "").split(",")
+                           if h.strip()]
 # --- polling (see overrides/polling/) --------------------------------------------------------------
 # Threads of the dispatcher's check pool, and at most how many of them one registry host may hold (a hung
 # registry then cannot starve the others).
