@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "axes",
+    "social_django",
     "overrides",
     "registry",
 ]
@@ -88,6 +89,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "social_django.middleware.SocialAuthExceptionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into portal.login_throttle's answer
 ]
@@ -106,6 +108,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.portal",
+                "overrides.identity.context.signin",
             ],
         },
     },
@@ -172,6 +175,57 @@ PORTAL_NUM_PROXIES = int(os.environ.get("PORTAL_NUM_PROXIES", "0"))
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- sign-in (see overrides/identity/) ---------------------------------------------------------------
+# OIDC sign-in (Deckhouse Dex) is on when an issuer is set; local login stays for break-glass admins unless
+# PORTAL_LOCAL_LOGIN=0. Provider groups map to the portal's roles on every sign-in.
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+PORTAL_OIDC_ISSUER = os.environ.get("PORTAL_OIDC_ISSUER", "").strip().rstrip("/")
+PORTAL_OIDC_CLIENT_ID = os.environ.get("PORTAL_OIDC_CLIENT_ID", "").strip()
+PORTAL_OIDC_CLIENT_SECRET = os.environ.get("PORTAL_OIDC_CLIENT_SECRET", "").strip()
+PORTAL_OIDC_NAME = os.environ.get("PORTAL_OIDC_NAME", "").strip() or "Dex"
+PORTAL_OIDC_ADMIN_GROUPS = _env_list("PORTAL_OIDC_ADMIN_GROUPS")
+PORTAL_OIDC_DEVELOPER_GROUPS = _env_list("PORTAL_OIDC_DEVELOPER_GROUPS")
+PORTAL_OIDC_VIEWER_GROUPS = _env_list("PORTAL_OIDC_VIEWER_GROUPS")
+PORTAL_LOCAL_LOGIN = _env_bool("PORTAL_LOCAL_LOGIN", default=True)
+if PORTAL_OIDC_ISSUER and not PORTAL_OIDC_CLIENT_ID:
+    raise ImproperlyConfigured("PORTAL_OIDC_ISSUER is set but PORTAL_OIDC_CLIENT_ID is not (see README.md, 'Sign-in').")
+
+# After axes (the throttle of local sign-ins, above): the provider, then local accounts and every user's permissions.
+AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS[:-1], "social_core.backends.open_id_connect.OpenIdConnectAuth",
+                           "django.contrib.auth.backends.ModelBackend"]
+SOCIAL_AUTH_URL_NAMESPACE = "social"
+SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = PORTAL_OIDC_ISSUER
+SOCIAL_AUTH_OIDC_KEY = PORTAL_OIDC_CLIENT_ID
+SOCIAL_AUTH_OIDC_SECRET = PORTAL_OIDC_CLIENT_SECRET
+SOCIAL_AUTH_OIDC_SCOPE = ["openid", "email", "profile", "groups"]
+SOCIAL_AUTH_OIDC_IGNORE_DEFAULT_SCOPE = True
+SOCIAL_AUTH_OIDC_USE_PKCE = True
+SOCIAL_AUTH_OIDC_GROUPS_KEY = "groups"
+SOCIAL_AUTH_OIDC_GROUPS_MISSING_AS_EMPTY = True  # no groups claim: no role, refused with the reason
+SOCIAL_AUTH_OIDC_USERNAME_KEY = "preferred_username"
+SOCIAL_AUTH_REQUESTS_TIMEOUT = 10
+# The callback URL given to the provider is https behind a TLS-terminating Ingress when PORTAL_NUM_PROXIES trusts
+# its X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER, below).
+SOCIAL_AUTH_RAISE_EXCEPTIONS = False  # refusals become a message on the login page, never a 500
+SOCIAL_AUTH_LOGIN_ERROR_URL = "login"
+SOCIAL_AUTH_PIPELINE = (
+    "social_core.pipeline.social_auth.social_details",
+    "social_core.pipeline.social_auth.social_names",
+    "social_core.pipeline.social_auth.social_uid",
+    "social_core.pipeline.social_auth.auth_allowed",
+    "social_core.pipeline.social_auth.social_user",
+    "overrides.identity.pipeline.require_role",  # before create_user: a user without a role is never created
+    "social_core.pipeline.user.get_username",
+    "social_core.pipeline.user.create_user",
+    "social_core.pipeline.social_auth.associate_user",
+    "social_core.pipeline.social_auth.load_extra_data",
+    "social_core.pipeline.user.user_details",
+    "overrides.identity.pipeline.sync_roles",
+)
 
 if PRODUCTION:
     SESSION_COOKIE_SECURE = _env_bool("PORTAL_SECURE_COOKIES", True)

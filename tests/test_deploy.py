@@ -13,7 +13,8 @@ from tests.deploy import DEPLOY_DIR, OVERLAYS, kubectl, one, render
 
 pytestmark = pytest.mark.skipif(kubectl() is None, reason="kubectl is not installed (it renders deploy/)")
 
-CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor")}
+CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor"),
+                ("deckhouse.io/v1", "DexClient")}  # DexClient: tests/test_deploy_dexclient.py
 SECRET = "mpo-portal"
 SECRET_KEYS = {"PORTAL_SECRET_KEY", "PORTAL_ENCRYPTION_KEYS", "DATABASE_URL", "PORTAL_REDIS_URL",
                "PORTAL_WEBHOOK_SECRET", "PORTAL_METRICS_TOKEN"}

@@ -3,6 +3,7 @@
 from .history import ChangeAction, ChangeContext, DigestObservation, DigestOrigin, ObjectChange
 from .leases import Lease
 from .pulloverrides import ModulePullOverride
+from .scopes import ModuleScope
 from .skipped import SkippedClusterObject
 from .sources import BUILTIN_SOURCE, ModuleSource, Scheme
 from .sync import ClusterMirrored, SyncState
@@ -10,6 +11,7 @@ from .tokens import ApiToken, hash_token
 
 __all__ = [
     "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ClusterMirrored", "DigestObservation",
-    "DigestOrigin", "Lease", "ModulePullOverride", "ModuleSource", "ObjectChange", "Scheme", "SkippedClusterObject",
+    "DigestOrigin", "Lease", "ModulePullOverride", "ModuleScope", "ModuleSource", "ObjectChange", "Scheme",
+    "SkippedClusterObject",
     "SyncState", "hash_token",
 ]
