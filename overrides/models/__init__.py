@@ -2,6 +2,17 @@
 
 from .history import ChangeAction, ChangeContext, DigestObservation, DigestOrigin, ObjectChange
 from .leases import Lease
+from .notifications import (
+    ChannelKind,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryState,
+    EventType,
+    NotificationChannel,
+    NotificationEvent,
+    NotificationSubscription,
+    SubscriptionScope,
+)
 from .pulloverrides import ModulePullOverride
 from .scopes import ModuleScope
 from .skipped import SkippedClusterObject
@@ -10,8 +21,9 @@ from .sync import ClusterMirrored, SyncState
 from .tokens import ApiToken, hash_token
 
 __all__ = [
-    "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ClusterMirrored", "DigestObservation",
-    "DigestOrigin", "Lease", "ModulePullOverride", "ModuleScope", "ModuleSource", "ObjectChange", "Scheme",
-    "SkippedClusterObject",
-    "SyncState", "hash_token",
+    "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ChannelKind", "ClusterMirrored", "Delivery",
+    "DeliveryAttempt", "DeliveryState", "DigestObservation", "DigestOrigin", "EventType", "Lease",
+    "ModulePullOverride", "ModuleScope", "ModuleSource", "NotificationChannel", "NotificationEvent",
+    "NotificationSubscription", "ObjectChange", "Scheme", "SkippedClusterObject", "SubscriptionScope", "SyncState",
+    "hash_token",
 ]
