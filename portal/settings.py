@@ -161,6 +161,7 @@ PORTAL_CLUSTER = os.environ.get("PORTAL_CLUSTER", "auto").strip().lower() or "au
 PORTAL_KUBECONFIG = os.environ.get("KUBECONFIG", "")
 # Pin the ModulePullOverride API version ("v1alpha1" / "v1alpha2"); empty = discover.
 PORTAL_MPO_API_VERSION = os.environ.get("PORTAL_MPO_API_VERSION", "")
+PORTAL_MODULE_API_VERSION = os.environ.get("PORTAL_MODULE_API_VERSION", "")
 PORTAL_CLUSTER_TIMEOUT = float(os.environ.get("PORTAL_CLUSTER_TIMEOUT", "5"))
 
 # --- registry --------------------------------------------------------------------------------------

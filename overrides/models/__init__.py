@@ -1,13 +1,16 @@
-"""The portal's domain: sources, overrides, their history, the audit trail, API tokens, and the poller's lease."""
+"""The portal's domain: sources, overrides, their history, the audit trail, API tokens, and the poller's lease,
+and the overridden modules as the cluster runs them."""
 
 from .history import ChangeAction, ChangeContext, DigestObservation, DigestOrigin, ObjectChange
 from .leases import Lease
+from .modules import ClusterModule, ModuleHealth
 from .pulloverrides import ModulePullOverride
 from .sources import BUILTIN_SOURCE, ModuleSource, Scheme
 from .sync import ClusterMirrored, SyncState
 from .tokens import ApiToken, hash_token
 
 __all__ = [
-    "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ClusterMirrored", "DigestObservation",
-    "DigestOrigin", "Lease", "ModulePullOverride", "ModuleSource", "ObjectChange", "Scheme", "SyncState", "hash_token",
+    "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ClusterMirrored", "ClusterModule",
+    "DigestObservation", "DigestOrigin", "Lease", "ModuleHealth", "ModulePullOverride", "ModuleSource",
+    "ObjectChange", "Scheme", "SyncState", "hash_token",
 ]

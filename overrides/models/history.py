@@ -7,13 +7,15 @@ from django.db import models
 class DigestOrigin(models.TextChoices):
     REGISTRY = "registry", "registry"
     CLUSTER = "cluster", "cluster"
+    MODULE = "module", "module"
 
 
 class DigestObservation(models.Model):
     """A digest seen for an override's image: the first one, and every change after it.
 
     Origin `registry` comes from the portal's own checks; `cluster` from the controller's
-    `status.imageDigest` (what the cluster runs). Rows are written once and never changed.
+    `status.imageDigest` (what the cluster runs); `module` when the Module became Ready on that digest
+    (`outcome` ready) or failed on it (`outcome` failed, with `reason`). Rows are written once and never changed.
     """
 
     override = models.ForeignKey("overrides.ModulePullOverride", on_delete=models.CASCADE, related_name="digests")
@@ -22,6 +24,8 @@ class DigestObservation(models.Model):
     image_ref = models.CharField(max_length=700)
     origin = models.CharField(max_length=10, choices=DigestOrigin.choices)
     observed_at = models.DateTimeField(db_index=True)
+    outcome = models.CharField(max_length=10, blank=True, default="", help_text="module origin: ready or failed.")
+    reason = models.TextField(blank=True, default="", help_text="module origin, failed: the cluster's reason.")
 
     class Meta:
         ordering = ["-observed_at", "-id"]
