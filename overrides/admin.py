@@ -129,7 +129,7 @@ class ModuleSourceAdmin(ServiceAdmin):
 class ModulePullOverrideForm(forms.ModelForm):
     class Meta:
         model = ModulePullOverride
-        fields = ["name", "source", "image_tag", "scan_interval", "rollback"]
+        fields = ["name", "source", "image_tag", "scan_interval", "rollback", "auto_renew"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -159,7 +159,8 @@ class ModulePullOverrideAdmin(ServiceAdmin):
     readonly_fields = ("image_reference", "history_links", "status_image_digest", "status_message",
                        "status_updated_at", "status_weight", "registry_digest", "registry_checked_at",
                        "next_check_at", "registry_error", "sync_state", "sync_message", "synced_at",
-                       "spec_version", "applied_version", "renew_requested_at", "managed", "deleted_at")
+                       "spec_version", "applied_version", "renew_requested_at", "auto_renewed_digest",
+                       "auto_renewed_at", "managed", "deleted_at")
 
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
@@ -188,7 +189,7 @@ class ModulePullOverrideAdmin(ServiceAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        fields = {f: data[f] for f in ("source", "image_tag", "scan_interval", "rollback") if f in data}
+        fields = {f: data[f] for f in ("source", "image_tag", "scan_interval", "rollback", "auto_renew") if f in data}
         try:
             if change:
                 saved = services.override_update(actor=_actor(request), override=obj, **fields)

@@ -49,6 +49,7 @@ def snapshot(obj) -> dict[str, Any]:
             "imageTag": obj.image_tag,
             "scanInterval": obj.scan_interval,
             "rollback": obj.rollback,
+            "autoRenew": obj.auto_renew,
             "deleted": obj.deleted_at is not None,
         }
     if isinstance(obj, ModuleSource):

@@ -63,6 +63,11 @@ class OverrideForm(PortalForm):
         help_text="When this override is deleted, go back to the released version at once instead of keeping "
                   "the developer build running until a release replaces it (Deckhouse 1.69+).",
     )
+    auto_renew = forms.BooleanField(
+        label="Auto-renew", required=False, initial=True,
+        help_text="As soon as the portal sees a new build of the tag, renew the override so the cluster pulls it "
+                  "at once instead of at its next scan.",
+    )
 
     def __init__(self, *args, editing: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -90,6 +95,7 @@ class OverrideForm(PortalForm):
             "image_tag": data["image_tag"],
             "scan_interval": data.get("scan_interval") or DEFAULT_SCAN_INTERVAL,
             "rollback": bool(data.get("rollback")),
+            "auto_renew": bool(data.get("auto_renew")),
         }
 
 

@@ -90,6 +90,7 @@ class TimelineEntry:
     image_ref: str
     registry_at: datetime | None
     cluster_at: datetime | None
+    renewed_at: datetime | None = None  # when the portal renewed the override for this digest (auto-renew)
 
     @property
     def sort_time(self) -> datetime:
@@ -140,7 +141,7 @@ def digest_timeline(registry_rows, cluster_rows, older=None, newer=None) -> list
         if match is not None:
             used.add(match.id)
         entries.append(TimelineEntry(obs.digest, obs.image_ref, obs.observed_at,
-                                     match.observed_at if match else None))
+                                     match.observed_at if match else None, obs.renewed_at))
     oldest = registry[0].observed_at if registry and older is not None else None
     newest = registry[-1].observed_at if registry else None
     for c in cluster:

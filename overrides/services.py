@@ -20,7 +20,9 @@ from overrides.cluster.state import cluster_enabled
 from overrides.models import ChangeAction, ModulePullOverride, ModuleSource, SyncState
 from overrides.validators import DEFAULT_SCAN_INTERVAL
 
-OVERRIDE_FIELDS = ("source", "image_tag", "scan_interval", "rollback")
+OVERRIDE_FIELDS = ("source", "image_tag", "scan_interval", "rollback", "auto_renew")
+# Portal-only settings of an override: audited, but not part of the CR (a change of them applies nothing).
+PORTAL_ONLY_KEYS = ("autoRenew",)
 SOURCE_FIELDS = ("repo", "scheme", "docker_cfg", "ca", "release_channel")
 APPLY_TASK_GRACE = timedelta(seconds=30)
 SYNC_OFF_MESSAGE = "Cluster sync is off: no cluster is configured (set KUBECONFIG), or PORTAL_CLUSTER=off."
@@ -179,6 +181,7 @@ def override_create(
     image_tag: str,
     scan_interval: str = DEFAULT_SCAN_INTERVAL,
     rollback: bool = False,
+    auto_renew: bool = True,
     message: str = "",
 ) -> ModulePullOverride:
     """Override module `name` with `<source repo>/<name>:<image_tag>`; a deleted override of it comes back."""
@@ -190,6 +193,7 @@ def override_create(
     override.deleted_at = None
     override.source, override.image_tag = source, image_tag
     override.scan_interval, override.rollback = scan_interval or DEFAULT_SCAN_INTERVAL, rollback
+    override.auto_renew = auto_renew
     override.renew_requested_at, override.renew_force = None, False
     _full_clean(override)
     check_module_offered(name, source)
@@ -237,11 +241,16 @@ def override_update(
         enqueue.enqueue_check(override.pk)
     elif before["scanInterval"] != after["scanInterval"]:
         override.next_check_at = timezone.now()
-    mark_desired_state_changed(override)
+    if _cr_part(before) != _cr_part(after):
+        mark_desired_state_changed(override)
     override.save()
     record_change(actor=actor, action=ChangeAction.UPDATE, obj=override, before=before, after=after, message=message)
     _after_commit_apply(override)
     return override
+
+
+def _cr_part(state: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in state.items() if key not in PORTAL_ONLY_KEYS}
 
 
 def _unchanged(override: ModulePullOverride, data: dict[str, Any]) -> bool:
@@ -300,21 +309,25 @@ def override_delete(*, actor: Actor, override: ModulePullOverride, message: str 
 
 @transaction.atomic
 def override_renew(
-    *, actor: Actor, override: ModulePullOverride, force: bool = False, message: str = ""
+    *, actor: Actor, override: ModulePullOverride, force: bool = False, message: str = "",
+    check_registry: bool = True,
 ) -> ModulePullOverride:
     """Ask for a check now: the portal checks the registry at once and the CR gets a fresh `renew`
-    annotation (plus `modules.deckhouse.io/renew: "true"` when forced, to redeploy an unchanged digest)."""
+    annotation (plus `modules.deckhouse.io/renew: "true"` when forced, to redeploy an unchanged digest).
+    `check_registry=False`: the portal has just read the digest (an auto-renew), only the cluster is asked."""
     override = ModulePullOverride.objects.select_for_update().select_related("source").get(pk=override.pk)
     now = timezone.now()
     before = snapshot(override)
     override.renew_requested_at = now
     override.renew_force = override.renew_force or force
-    override.next_check_at = now
+    if check_registry:
+        override.next_check_at = now
     mark_desired_state_changed(override)
     override.save()
     after = {**snapshot(override), "renew": now.isoformat(), "force": bool(force)}
     record_change(actor=actor, action=ChangeAction.RENEW, obj=override, before=before, after=after,
                   message=message, force=True)
     _after_commit_apply(override)
-    enqueue.enqueue_check(override.pk)
+    if check_registry:
+        enqueue.enqueue_check(override.pk)
     return override

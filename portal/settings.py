@@ -173,9 +173,12 @@ REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", "5"
 # django-q2 task per check (slower on SQLite, kept for comparison in bench/poller.py).
 PORTAL_POLL_THREADS = int(os.environ.get("PORTAL_POLL_THREADS", "16"))
 PORTAL_POLL_HOST_CAP = int(os.environ.get("PORTAL_POLL_HOST_CAP", "8"))
-PORTAL_POLL_MODE = os.environ.get("PORTAL_POLL_MODE", "pool")
 # Longest backoff (seconds) after failing checks.
 PORTAL_POLL_BACKOFF_CAP = int(os.environ.get("PORTAL_POLL_BACKOFF_CAP", "300"))
+# Auto-renew: renew an override as soon as the portal sees a new digest the cluster does not run yet, at most
+# once per digest and at most once per PORTAL_AUTO_RENEW_FLOOR seconds per override.
+PORTAL_AUTO_RENEW = _env_bool("PORTAL_AUTO_RENEW", True)
+PORTAL_AUTO_RENEW_FLOOR = float(os.environ.get("PORTAL_AUTO_RENEW_FLOOR", "5"))
 
 # Rollout waits (GET /api/v1/overrides/{name}/rollout/): the longest wait, and how many a process holds at once
 # (each holds a server thread).

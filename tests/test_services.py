@@ -20,7 +20,7 @@ def test_create_override_writes_one_audit_row(make_override, admin_user):
     [change] = _changes(override)
     assert change.action == "create" and change.context == "cli" and change.before is None
     assert change.after == {"name": "echo", "source": "test", "imageTag": "pr333", "scanInterval": "15s",
-                            "rollback": False, "deleted": False}
+                            "rollback": False, "autoRenew": True, "deleted": False}
     assert override.sync_state == SyncState.OFF  # no cluster configured in tests
     assert override.next_check_at is not None
 

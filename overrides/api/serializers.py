@@ -77,6 +77,10 @@ class ModulePullOverrideSerializer(serializers.Serializer):
     rollback = serializers.BooleanField(default=False,
                                         help_text="On deletion, go back to the released version at once "
                                                   "(Deckhouse 1.69+).")
+    autoRenew = serializers.BooleanField(source="auto_renew", required=False,
+                                         help_text="Renew at once when the portal sees a new build of the tag, so "
+                                                   "the cluster pulls it without waiting for its next scan. "
+                                                   "Omitted: unchanged (true for a new override).")
     changelogMessage = changelog_field()
     imageRef = serializers.CharField(source="image_ref", read_only=True,
                                      help_text="<source repo>/<name>:<imageTag>, the image the controller pulls.")
@@ -207,6 +211,9 @@ class DigestObservationSerializer(serializers.Serializer):
     origin = serializers.CharField(read_only=True, help_text="registry: the portal's check; cluster: the controller "
                                                              "reported running it.")
     observedAt = serializers.DateTimeField(source="observed_at", read_only=True, help_text="When it was seen (UTC).")
+    renewedAt = serializers.DateTimeField(source="renewed_at", read_only=True, allow_null=True,
+                                          help_text="registry origin: when the portal renewed the override for this "
+                                                    "digest so the cluster pulled it at once (null: it did not).")
 
 
 class ObjectChangeSerializer(serializers.Serializer):

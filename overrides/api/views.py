@@ -105,7 +105,7 @@ class ModulePullOverrideViewSet(NamedObjectViewSet):
             override = services.override_create(
                 actor=api_actor(request), name=data["name"], source=data["source"], image_tag=data["image_tag"],
                 scan_interval=data["scan_interval"], rollback=data["rollback"],
-                message=data.get("changelogMessage", ""),
+                auto_renew=data.get("auto_renew", True), message=data.get("changelogMessage", ""),
             )
         return Response(self.get_serializer(override).data, status=status.HTTP_201_CREATED,
                         headers=self._location(override))

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('overrides', '0003_dispatcher_lease'),
+        ('overrides', '0010_auto_renew'),
     ]
 
     operations = [

@@ -15,7 +15,8 @@ class DigestObservation(models.Model):
 
     Origin `registry` comes from the portal's own checks; `cluster` from the controller's
     `status.imageDigest` (what the cluster runs); `module` when the Module became Ready on that digest
-    (`outcome` ready) or failed on it (`outcome` failed, with `reason`). Rows are written once and never changed.
+    (`outcome` ready) or failed on it (`outcome` failed, with `reason`). Rows are written once; only
+    `renewed_at` is filled in later.
     """
 
     override = models.ForeignKey("overrides.ModulePullOverride", on_delete=models.CASCADE, related_name="digests")
@@ -24,6 +25,8 @@ class DigestObservation(models.Model):
     image_ref = models.CharField(max_length=700)
     origin = models.CharField(max_length=10, choices=DigestOrigin.choices)
     observed_at = models.DateTimeField(db_index=True)
+    # When the portal renewed the override for this (registry) digest, so the cluster pulled it at once.
+    renewed_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=10, blank=True, default="", help_text="module origin: ready or failed.")
     reason = models.TextField(blank=True, default="", help_text="module origin, failed: the cluster's reason.")
 

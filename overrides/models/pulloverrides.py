@@ -29,6 +29,14 @@ class ModulePullOverride(ClusterMirrored):
     # Renew is desired state too: the apply writes `renew=<renew_requested_at>` (and the forced annotation).
     renew_requested_at = models.DateTimeField(null=True, blank=True)
     renew_force = models.BooleanField(default=False)
+    # Auto-renew: when the portal sees a new digest the cluster does not run yet, it renews the override once
+    # (see overrides.polling.auto_renew). The switch is the user's; the rest is bookkeeping.
+    auto_renew = models.BooleanField(
+        default=True, help_text="Renew at once when the portal sees a new build of the tag (PORTAL_AUTO_RENEW)."
+    )
+    auto_renew_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    auto_renewed_digest = models.CharField(max_length=100, blank=True, default="")
+    auto_renewed_at = models.DateTimeField(null=True, blank=True)
 
     # The cluster's status (written by the Deckhouse controller, mirrored here).
     status_image_digest = models.CharField(max_length=100, blank=True, default="")

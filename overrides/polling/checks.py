@@ -245,7 +245,9 @@ def record_check(claim: ClaimedCheck, result: DigestLookup, *, at: datetime | No
         if old == digest:
             return "same" if live.update(**healthy) else "stale"
         with transaction.atomic():
-            if live.filter(registry_digest=old).update(registry_digest=digest, **healthy):
+            # A changed digest marks the row for an auto-renew (decided by overrides.polling.auto_renew).
+            marks = {"auto_renew_at": at} if old else {}
+            if live.filter(registry_digest=old).update(registry_digest=digest, **healthy, **marks):
                 DigestObservation.objects.create(
                     override_id=claim.pk, digest=digest, previous_digest=old, image_ref=result.reference,
                     origin=DigestOrigin.REGISTRY, observed_at=at)

@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from overrides.cluster.state import cluster_enabled
 from overrides.models import ModuleSource
+from overrides.polling import auto_renew
 from overrides.polling import checks as polling
 from overrides.polling.circuits import HostCircuits, HostState, host_of
 from overrides.polling.schedules import DISPATCHER_TASK, DispatcherLease
@@ -81,6 +82,7 @@ class DispatchReport:
     discoveries: int = 0
     applies: int = 0
     read_backs: int = 0
+    auto_renews: int = 0
     per_override: Counter = field(default_factory=Counter)
     lateness: list[float] = field(default_factory=list)
 
@@ -90,7 +92,7 @@ class DispatchReport:
         p99 = late[min(len(late) - 1, int(len(late) * 0.99))] if late else None
         return {"ended": self.ended, "checks": self.checks, "changes": self.changes, "failures": self.failures,
                 "deferred": self.deferred, "discoveries": self.discoveries, "applies": self.applies,
-                "read_backs": self.read_backs, "lateness_p99": p99}
+                "read_backs": self.read_backs, "auto_renews": self.auto_renews, "lateness_p99": p99}
 
 
 @dataclass
@@ -160,6 +162,7 @@ class Dispatcher:
                 if claiming and mono >= next_claim:
                     next_claim = mono + self.tick
                     self._guarded("claiming due work", self._claim)
+                    self._guarded("auto-renewing new digests", self._auto_renew)
                 if claiming and mono >= next_apply:
                     next_apply = mono + APPLY_EVERY
                     self._guarded("dispatching the cluster loops", self._cluster_work)
@@ -252,6 +255,11 @@ class Dispatcher:
             if source is not None:
                 work = _Work("discovery", claim, host_of(source), claim.due.timestamp())
                 heapq.heappush(self._heap, (work.at, next(self._seq), work))
+
+    def _auto_renew(self) -> None:
+        """Renew the overrides whose new digest the cluster does not run yet (see overrides.polling.auto_renew)."""
+        if cluster_enabled():
+            self.report.auto_renews += auto_renew.renew_due(timezone.now())
 
     def _cluster_work(self) -> None:
         """Applies and the read-back: the cluster loops of `overrides.cluster.sync`, started from here."""

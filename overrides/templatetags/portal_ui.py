@@ -73,8 +73,8 @@ def _flatten(snapshot, prefix: str = "") -> dict:
 
 
 # Snapshot keys in the order the CR lists them: JSON columns do not keep key order on every database (jsonb sorts).
-_FIELD_ORDER = ["name", "source", "imageTag", "scanInterval", "rollback", "registry.repo", "registry.scheme",
-                "registry.dockerCfg", "registry.ca", "releaseChannel", "deleted"]
+_FIELD_ORDER = ["name", "source", "imageTag", "scanInterval", "rollback", "autoRenew", "registry.repo",
+                "registry.scheme", "registry.dockerCfg", "registry.ca", "releaseChannel", "deleted"]
 
 
 def _ordered(keys) -> list[str]:

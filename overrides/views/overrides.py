@@ -172,7 +172,8 @@ def override_create(request: HttpRequest) -> HttpResponse:
 def override_edit(request: HttpRequest, name: str) -> HttpResponse:
     override = _live_override(name)
     initial = {"source": override.source.name, "name": override.name, "image_tag": override.image_tag,
-               "scan_interval": override.scan_interval, "rollback": override.rollback}
+               "scan_interval": override.scan_interval, "rollback": override.rollback,
+               "auto_renew": override.auto_renew}
     if request.method != "POST":
         return _form_page(request, OverrideForm(initial=initial, editing=True), override)
     form = OverrideForm(request.POST, initial=initial, editing=True)
