@@ -44,6 +44,7 @@ from overrides.api.serializers import (
 )
 from overrides.filtersets import ModulePullOverrideFilterSet, ModuleSourceFilterSet
 from overrides.models import ModulePullOverride, ModuleSource
+from overrides.verdict import with_verdict_inputs
 
 DELETE_MESSAGE = OpenApiParameter("changelogMessage", OpenApiTypes.STR, OpenApiParameter.QUERY,
                                   description="Why it is deleted; kept on the audit record.")
@@ -93,7 +94,7 @@ class NamedObjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 class ModulePullOverrideViewSet(NamedObjectViewSet):
     """ModulePullOverrides: what a CI pipeline writes to run its branch's image in the cluster."""
 
-    queryset = ModulePullOverride.objects.select_related("source")
+    queryset = with_verdict_inputs(ModulePullOverride.objects.select_related("source"))
     serializer_class = ModulePullOverrideSerializer
     filterset_class = ModulePullOverrideFilterSet
 
