@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 APT_PACKAGES := docker-registry apache2-utils skopeo chromium chromium-driver
 
-.PHONY: run test test-postgres venv test-deps system-deps lint bench clean
+.PHONY: run dev-keys test test-postgres venv test-deps system-deps lint bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,12 @@ $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
 
 venv: $(VENV)/.installed
 
-## run: migrate, make an admin if there is none, then the web server and the django-q2 cluster (Ctrl-C stops both)
-run: venv
+## dev-keys: development keys under var/ (once; production passes PORTAL_SECRET_KEY and PORTAL_ENCRYPTION_KEYS)
+dev-keys: venv
+	$(PY) -m portal.devkeys
+
+## run: development keys, migrate, make an admin if there is none, then the web server and the django-q2 cluster
+run: dev-keys
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py ensure_admin

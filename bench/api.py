@@ -203,6 +203,9 @@ def prepare_portal(workdir: str, kubeconfig: str) -> tuple[dict[str, str], str]:
            "PORTAL_DEBUG": "0", "PORTAL_LOG_LEVEL": "WARNING", "PORTAL_ALLOWED_HOSTS": "127.0.0.1,localhost"}
     env.pop("PORTAL_Q_SYNC", None)
     os.environ.update(env)
+    from portal.devkeys import ensure_dev_keys
+
+    ensure_dev_keys(Path(workdir))  # the settings only read keys
     import django
 
     django.setup()

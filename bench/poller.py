@@ -97,6 +97,11 @@ def setup_django(workdir: str) -> dict[str, str]:
         "PORTAL_WEBHOOK_SECRET": SECRET, "PORTAL_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
     })
     os.environ.update(env)
+    from pathlib import Path
+
+    from portal.devkeys import ensure_dev_keys
+
+    ensure_dev_keys(Path(workdir))  # the settings only read keys
     import django
 
     django.setup()
@@ -143,7 +148,8 @@ def reset_database() -> None:
     from django_q.models import OrmQ, Task
 
     from overrides.models import DigestObservation, Lease, ModulePullOverride, ModuleSource, ObjectChange
-    from overrides.polling.schedules import LEASE, ensure_schedules
+    from overrides.polling.lease import LEASE
+    from overrides.polling.watchdog import ensure_schedules
 
     DigestObservation.objects.all().delete()
     ModulePullOverride.all_objects.all().delete()
@@ -214,7 +220,7 @@ def run_size(n: int, seconds: float, args, env, workdir, reg_a, reg_b, digests_a
     from django_q.tasks import async_task
 
     from overrides.models import ModulePullOverride, ModuleSource, SyncState
-    from overrides.polling.schedules import DISPATCHER_TASK
+    from overrides.polling.watchdog import DISPATCHER_TASK
 
     reset_database()
     far = datetime.now(UTC) + timedelta(days=1)
@@ -313,8 +319,7 @@ def main() -> None:
 
     workdir = tempfile.mkdtemp(prefix="mpo-bench-poller-")
     env = setup_django(workdir)
-    from tests.fixtures.jobs import NotifyingRegistry
-    from tests.fixtures.registry import LocalRegistry
+    from tests.registries import LocalRegistry, NotifyingRegistry
 
     port = free_port()
     args.web = start_process([sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind",

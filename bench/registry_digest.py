@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/registry_digest.py [--lookups 2000] [--threads 8] [--rounds 1]
 
-Starts its own local registries (Debian's docker-registry, through tests/fixtures/registry.py): anonymous HTTP and
+Starts its own local registries (Debian's docker-registry, through tests/registries/): anonymous HTTP and
 htpasswd Basic auth. For each, `--lookups` HEADs of one manifest sequentially and spread over `--threads`
 threads, raw then client (alternating the order each round), and prints look-ups/s and client/raw. The goal is a
 ratio of at least 0.85: the client's extra work (dockerCfg, auth state, error mapping) must stay small next to a
@@ -31,7 +31,7 @@ sys.path.insert(0, ROOT)
 import requests  # noqa: E402
 
 from registry import client  # noqa: E402
-from tests.fixtures.registry import ACCEPT, LocalRegistry  # noqa: E402
+from tests.registries import ACCEPT, LocalRegistry  # noqa: E402
 
 MODULE, TAG = "bench-module", "v1.0.0"
 

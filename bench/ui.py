@@ -34,6 +34,11 @@ def setup_django(workdir: str) -> None:
         "PORTAL_ALLOWED_HOSTS": "testserver,localhost", "PORTAL_LOG_LEVEL": "WARNING",
     })
     os.environ.pop("KUBECONFIG", None)
+    from pathlib import Path
+
+    from portal.devkeys import ensure_dev_keys
+
+    ensure_dev_keys(Path(workdir))  # the settings only read keys
     import django
 
     django.setup()

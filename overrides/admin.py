@@ -12,7 +12,9 @@ from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from overrides import services
 from overrides.audit import Actor
@@ -24,7 +26,9 @@ from overrides.models import (
     ModulePullOverride,
     ModuleSource,
     ObjectChange,
+    SkippedClusterObject,
 )
+from overrides.tokens import token_create, token_revoke
 
 
 def _actor(request) -> Actor:
@@ -70,6 +74,7 @@ class ModuleSourceForm(forms.ModelForm):
         model = ModuleSource
         fields = ["name", "repo", "scheme", "ca", "release_channel"]
 
+    @sensitive_variables("cleaned")
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("new_docker_cfg"):
@@ -78,11 +83,12 @@ class ModuleSourceForm(forms.ModelForm):
             self.instance.docker_cfg = ""
         return cleaned
 
-    def _post_clean(self):
-        super()._post_clean()
-        # Model.clean() validated docker_cfg against the repo; show its error on the replace field.
-        if "docker_cfg" in self.errors:
-            self.add_error("new_docker_cfg", self.errors.pop("docker_cfg"))
+    def _update_errors(self, errors):
+        # Model.clean() validated docker_cfg against the repo; show its error on the replace field (the form has
+        # no docker_cfg field, and Django refuses errors for a field the form lacks).
+        if hasattr(errors, "error_dict") and "docker_cfg" in errors.error_dict:
+            errors.error_dict.setdefault("new_docker_cfg", []).extend(errors.error_dict.pop("docker_cfg"))
+        super()._update_errors(errors)
 
 
 @admin.register(ModuleSource)
@@ -96,6 +102,10 @@ class ModuleSourceAdmin(ServiceAdmin):
                        "status_phase", "discovered_modules", "discovered_at", "discovery_error", "sync_state",
                        "sync_message", "synced_at", "spec_version", "applied_version", "managed", "deleted_at")
 
+    @method_decorator(sensitive_post_parameters("new_docker_cfg"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="credentials")
     def credentials(self, obj):
         return "set" if obj.has_credentials else "not set"
@@ -108,6 +118,7 @@ class ModuleSourceAdmin(ServiceAdmin):
         fields = super().get_readonly_fields(request, obj)
         return ("name", *fields) if obj is not None else fields
 
+    @sensitive_variables("data", "secret")
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         secret = data.get("new_docker_cfg") or ("" if data.get("clear_docker_cfg") else None)
@@ -252,6 +263,16 @@ class ObjectChangeAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
+@admin.register(SkippedClusterObject)
+class SkippedClusterObjectAdmin(ReadOnlyAdmin):
+    """Cluster objects the read-back refused (see overrides.cluster.skips); fixed or deleted in the cluster, they
+    leave the list at the next read-back."""
+
+    list_display = ("kind", "name", "reason", "first_seen_at", "last_seen_at")
+    list_filter = ("kind",)
+    search_fields = ("name", "reason")
+
+
 @admin.register(Lease)
 class LeaseAdmin(ReadOnlyAdmin):
     """Who holds the dispatcher lease, for diagnosis; only the dispatchers change it (see overrides.polling)."""
@@ -267,7 +288,11 @@ class ApiTokenForm(forms.ModelForm):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are shown once, when created; only a hash is stored."""
+    """Tokens are shown once, when created; only a hash is stored. Created and revoked through overrides.tokens.
+
+    A token acts as its user, so a user who is not a superuser sees, creates and revokes only their own tokens,
+    and nobody can move a token to another user (the field is read-only once the token exists).
+    """
 
     form = ApiTokenForm
     list_display = ("key_hint", "user", "description", "write_enabled", "expires_at", "last_used_at", "created_at")
@@ -275,12 +300,37 @@ class ApiTokenAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "description", "key_hint")
     readonly_fields = ("key_hint", "last_used_at", "created_at")
 
+    def get_queryset(self, request):
+        tokens = super().get_queryset(request).select_related("user")
+        return tokens if request.user.is_superuser else tokens.filter(user=request.user)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return ("user", *fields) if obj is not None else fields
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = db_field.related_model.objects.filter(pk=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request, obj, form, change):
-        if not change:
-            plaintext = ApiToken.generate()
-            obj.set_key(plaintext)
-            obj._plaintext = plaintext  # lives only for this response, never in the session or a message
-        obj.save()
+        if change:
+            obj.save()  # description, access and expiry; the user field is read-only here
+            return
+        data = form.cleaned_data
+        token, plaintext = token_create(
+            actor=_actor(request), owner=data["user"], description=data.get("description", ""),
+            read_only=not data.get("write_enabled"), expires_at=data.get("expires_at"),
+        )
+        obj.pk, obj.key_hint, obj.created_at = token.pk, token.key_hint, token.created_at
+        obj._plaintext = plaintext  # lives only for this response, never in the session or a message
+
+    def delete_model(self, request, obj):
+        token_revoke(actor=_actor(request), token=obj)
+
+    def delete_queryset(self, request, queryset):
+        for token in queryset:
+            token_revoke(actor=_actor(request), token=token)
 
     def response_add(self, request, obj, post_url_continue=None):
         # The token is shown in this one response (not via the messages framework, whose cookie or session

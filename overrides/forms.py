@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.views.decorators.debug import sensitive_variables
 
 from overrides.models import ChangeAction, ChangeContext, ModuleSource, Scheme, SyncState
 from overrides.validators import DEFAULT_SCAN_INTERVAL, parse_scan_interval
@@ -131,6 +132,7 @@ class SourceForm(PortalForm):
                 "Base64 of a docker config.json with an entry for the registry host "
                 "(base64 -w0 ~/.docker/config.json). Leave empty for anonymous access.")
 
+    @sensitive_variables("cleaned")
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("new_docker_cfg") and cleaned.get("clear_docker_cfg"):

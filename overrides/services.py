@@ -13,6 +13,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from overrides import enqueue
 from overrides.audit import Actor, record_change, snapshot
@@ -65,6 +66,7 @@ def _refuse_builtin(source: ModuleSource) -> None:
         )
 
 
+@sensitive_variables("docker_cfg")
 @transaction.atomic
 def source_create(
     *,
@@ -98,6 +100,7 @@ def source_create(
     return source
 
 
+@sensitive_variables("changes", "old_secret", "value")
 @transaction.atomic
 def source_update(*, actor: Actor, source: ModuleSource, message: str = "", **changes: Any) -> ModuleSource:
     """Change a source's spec. `docker_cfg=None` (or absent) keeps the stored credential; "" clears it."""

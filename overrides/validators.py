@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from cryptography import x509
 from django.core.exceptions import ValidationError
+from django.views.decorators.debug import sensitive_variables
 
 MODULE_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MODULE_NAME_MAX = 64
@@ -129,6 +130,7 @@ def validate_ca(value: str) -> None:
         ) from None
 
 
+@sensitive_variables("docker_cfg")
 def validate_docker_cfg(docker_cfg: str, repo: str) -> None:
     """dockerCfg (base64 of a docker config.json) must decode and hold credentials for the repo's host."""
     if not docker_cfg:

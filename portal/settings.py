@@ -1,22 +1,22 @@
 """Django settings for MPO Portal, read from the environment.
 
-Every setting a user may change is an environment variable documented in README.md. Without any of
-them the portal runs for development: SQLite under var/, the django-q2 ORM broker, no cluster, and
-development keys generated once and kept under var/. With PORTAL_PRODUCTION=1 it refuses to start
-unless real keys are given.
+Every setting a user may change is an environment variable documented in README.md, and its default is
+written here only (code reads `settings.X`, never a default of its own). Without any of them the portal runs
+for development: SQLite under var/, the django-q2 ORM broker, no cluster, and the development keys that
+`make run` generates under var/ (portal/devkeys.py). Importing this module writes nothing. With
+PORTAL_PRODUCTION=1 it refuses to start unless real keys are given.
 """
 
 import os
-import secrets
 from pathlib import Path
 
 import dj_database_url
-from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.devkeys import missing_key_message, read_dev_key, var_dir
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR = var_dir()
 
 
 def _env_bool(name: str, default: bool = False) -> bool:
@@ -27,37 +27,30 @@ def _env_bool(name: str, default: bool = False) -> bool:
 
 
 PRODUCTION = _env_bool("PORTAL_PRODUCTION")
-DEBUG = _env_bool("PORTAL_DEBUG", default=not PRODUCTION)
+# Off unless asked for: the debug page shows code, settings and request data to whoever triggers an error, so
+# PORTAL_DEBUG=1 is for a developer's own machine only (see README), and refused in production.
+DEBUG = _env_bool("PORTAL_DEBUG")
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("PORTAL_DEBUG=1 cannot be combined with PORTAL_PRODUCTION=1: the debug page is unsafe.")
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.error_reports.CredentialReporterFilter"
 
 
-def _dev_key(filename: str, make) -> str:
-    """A development key generated once and kept under var/ (mode 0600), so restarts keep sessions and secrets."""
-    path = VAR_DIR / filename
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(make())
-    return path.read_text().strip()
-
-
-def _required_key(name: str, dev_file: str, make) -> str:
+def _required_key(name: str) -> str:
+    """A key from the environment; in development, else the one `make dev-keys` keeps under var/."""
     value = os.environ.get(name, "").strip()
     if value:
         return value
     if PRODUCTION:
         raise ImproperlyConfigured(f"{name} must be set when PORTAL_PRODUCTION=1 (see README.md, 'Settings').")
-    return _dev_key(dev_file, make)
+    value = read_dev_key(VAR_DIR, name)
+    if not value:
+        raise ImproperlyConfigured(missing_key_message(VAR_DIR, name))
+    return value
 
 
-SECRET_KEY = _required_key("PORTAL_SECRET_KEY", "dev-secret-key", lambda: secrets.token_urlsafe(50))
+SECRET_KEY = _required_key("PORTAL_SECRET_KEY")
 # Fernet keys, comma separated: the first encrypts, all decrypt (rotation: prepend a new key, re-save, drop the old).
-PORTAL_ENCRYPTION_KEYS = [
-    k.strip()
-    for k in _required_key(
-        "PORTAL_ENCRYPTION_KEYS", "dev-encryption-key", lambda: Fernet.generate_key().decode()
-    ).split(",")
-    if k.strip()
-]
+PORTAL_ENCRYPTION_KEYS = [k.strip() for k in _required_key("PORTAL_ENCRYPTION_KEYS").split(",") if k.strip()]
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("PORTAL_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("PORTAL_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
@@ -110,6 +103,19 @@ TEMPLATES = [
     },
 ]
 
+def _private_sqlite_files(path: Path) -> None:
+    """The SQLite database holds session keys: mode 0600 like the key files. SQLite creates its -wal and -shm
+    files with the database file's mode, so creating the file 0600 up front covers them; existing ones are
+    narrowed."""
+    if not path.name or str(path) == ":memory:":
+        return
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if existing.exists() and existing.stat().st_mode & 0o077:
+            existing.chmod(0o600)
+
+
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"), conn_max_age=60
@@ -123,6 +129,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    _private_sqlite_files(Path(DATABASES["default"]["NAME"]))
     # A file, not memory, so that a qcluster or server process started by a test shares the test database
     # (pass it on as DATABASE_URL); one per pytest process, so parallel runs never share one.
     DATABASES["default"]["TEST"] = {
@@ -146,7 +153,6 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve straight from static/ as well, so tests and a fresh checkout work before collectstatic.
 WHITENOISE_USE_FINDERS = True
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -167,10 +173,9 @@ PORTAL_CLUSTER_TIMEOUT = float(os.environ.get("PORTAL_CLUSTER_TIMEOUT", "5"))
 # --- registry --------------------------------------------------------------------------------------
 REGISTRY_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_CONNECT_TIMEOUT", "3"))
 REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", "5"))
-# --- polling (see overrides/dispatcher.py) --------------------------------------------------------
+# --- polling (see overrides/polling/) --------------------------------------------------------------
 # Threads of the dispatcher's check pool, and at most how many of them one registry host may hold (a hung
-# registry then cannot starve the others); "pool" checks inside the dispatcher's worker, "tasks" enqueues one
-# django-q2 task per check (slower on SQLite, kept for comparison in bench/poller.py).
+# registry then cannot starve the others).
 PORTAL_POLL_THREADS = int(os.environ.get("PORTAL_POLL_THREADS", "16"))
 PORTAL_POLL_HOST_CAP = int(os.environ.get("PORTAL_POLL_HOST_CAP", "8"))
 # Longest backoff (seconds) after failing checks.
@@ -184,6 +189,8 @@ PORTAL_AUTO_RENEW_FLOOR = float(os.environ.get("PORTAL_AUTO_RENEW_FLOOR", "5"))
 # (each holds a server thread).
 PORTAL_ROLLOUT_MAX_TIMEOUT = float(os.environ.get("PORTAL_ROLLOUT_MAX_TIMEOUT", "600"))
 PORTAL_ROLLOUT_MAX_WAITS = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS", "4"))
+# How often open dashboard and override pages refresh their live parts (seconds).
+PORTAL_UI_REFRESH_SECONDS = int(os.environ.get("PORTAL_UI_REFRESH_SECONDS", "5"))
 # Shared secret for registry push notifications (empty = the endpoint is disabled).
 PORTAL_WEBHOOK_SECRET = os.environ.get("PORTAL_WEBHOOK_SECRET", "")
 
@@ -216,6 +223,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["overrides.api.permissions.TokenModelPermissions"],
+    "DEFAULT_PARSER_CLASSES": ["portal.json_input.JSONBodyParser"],  # depth, number and size limits
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [

@@ -17,13 +17,15 @@ import base64
 import binascii
 import functools
 import hashlib
-import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
 
+from django.views.decorators.debug import sensitive_variables
 from oras.auth.utils import get_basic_auth
+
+from portal.json_input import parse_json
 
 from .errors import DockerCfgError, ErrorKind
 
@@ -43,6 +45,7 @@ def _b64decode(value: str) -> bytes:
     return base64.b64decode(compact, validate=True)
 
 
+@sensitive_variables()
 def docker_cfg_credentials(docker_cfg: str, repo: str) -> tuple[str, str] | None:
     """(username, password) for the repository's host from a dockerCfg, or None when dockerCfg is empty (anonymous).
 
@@ -57,7 +60,7 @@ def docker_cfg_credentials(docker_cfg: str, repo: str) -> tuple[str, str] | None
     if not docker_cfg or not docker_cfg.strip():
         return None
     try:
-        config = json.loads(_b64decode(docker_cfg))
+        config = parse_json(_b64decode(docker_cfg), what="dockerCfg")
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise DockerCfgError(
             ErrorKind.BAD_DOCKER_CFG,
@@ -95,6 +98,7 @@ def docker_cfg_credentials(docker_cfg: str, repo: str) -> tuple[str, str] | None
     raise missing
 
 
+@sensitive_variables("docker_cfg")
 def validate_docker_cfg(docker_cfg: str, repo: str) -> None:
     """Raise ValueError with a user message when the dockerCfg cannot give credentials for the repo (empty is fine)."""
     docker_cfg_credentials(docker_cfg, repo)
@@ -116,6 +120,7 @@ class Credentials:
 
 
 @functools.lru_cache(maxsize=256)
+@sensitive_variables()
 def credentials_for(docker_cfg: str, repo: str) -> Credentials | None:
     """Cached `docker_cfg_credentials` (sources are polled many times a minute; decoding once is enough)."""
     pair = docker_cfg_credentials(docker_cfg, repo)

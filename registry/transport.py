@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -22,7 +21,10 @@ from urllib.parse import urlsplit
 import oras.provider
 import requests
 import requests.certs
+from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
+
+from portal.json_input import parse_json
 
 from .auth import Challenge, Credentials, Token, TokenCache, credentials_for, parse_challenges, registry_host
 from .errors import ErrorKind, RegistryError
@@ -247,6 +249,7 @@ class Target:
         return ENDPOINTS.get(self.scheme, self.host, self.ca)
 
 
+@sensitive_variables("docker_cfg", "creds")
 def target_for(source) -> Target:
     """Read a ModuleSource-like object (repo, scheme, docker_cfg, ca, name). Raises RegistryError."""
     repo = str(getattr(source, "repo", "") or "").strip().rstrip("/")
@@ -266,6 +269,7 @@ def target_for(source) -> Target:
 
 # --- authenticated requests ---------------------------------------------------------------------------------------
 
+@sensitive_variables("headers", "creds", "sent", "token")
 def request(target: Target, method: str, url: str, repo_path: str, headers: dict[str, str],
             timeout: tuple[float, float], stream: bool = False) -> requests.Response:
     """A request to the target's registry for repository `repo_path`, authenticated as the registry asks.
@@ -332,6 +336,7 @@ def _obtain_token(target: Target, key: tuple[str, str, str], challenge: Challeng
         return TOKENS.put(key, value, expires_in), True
 
 
+@sensitive_variables("headers", "value")
 def _request_token(target: Target, challenge: Challenge, scope: str,
                    timeout: tuple[float, float]) -> tuple[str, float]:
     """GET the challenge's realm (docker token protocol) with the source's credentials as Basic auth."""
@@ -399,7 +404,7 @@ def read_body(response: requests.Response, timeout: tuple[float, float], what: s
 def read_json(response: requests.Response, timeout: tuple[float, float], what: str):
     body = read_body(response, timeout, what)
     try:
-        return json.loads(body)
+        return parse_json(body, what=what)
     except ValueError:
         raise RegistryError(ErrorKind.REGISTRY_ERROR, f"{what} answered with invalid JSON.",
                             status=response.status_code) from None

@@ -1,6 +1,7 @@
 """Shared pytest configuration: fixtures live in plugin modules under tests/fixtures/."""
 
 pytest_plugins = [
+    "tests.fixtures.real_servers",
     "tests.fixtures.core",
     "tests.fixtures.registry",
     "tests.fixtures.kube",

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from overrides.models import ApiToken, DigestObservation, ModulePullOverride, ModuleSource, ObjectChange
-from tests.fixtures.core import docker_cfg_for
+from tests.registries import make_docker_cfg
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +63,7 @@ def test_admin_create_and_edit_go_through_services(client, admin_user, make_sour
 
 
 def test_admin_never_shows_credentials(client, admin_user, make_source):
-    secret = docker_cfg_for("registry.example.com", "robot", "hidden-pa55")
+    secret = make_docker_cfg("registry.example.com", "robot", "hidden-pa55")
     source = make_source(docker_cfg=secret)
     client.force_login(admin_user)
     for url in (reverse("admin:overrides_modulesource_changelist"),

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from overrides.models import ModuleSource, ObjectChange
-from tests.fixtures.core import docker_cfg_for
+from tests.registries import make_docker_cfg
 from tests.test_api_support import *
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +18,7 @@ SECRET_PASSWORD = "s3cret-Pa55word"
 
 @pytest.fixture
 def secret():
-    return docker_cfg_for("registry.example.com", "robot", SECRET_PASSWORD)
+    return make_docker_cfg("registry.example.com", "robot", SECRET_PASSWORD)
 
 
 def test_create_get_list_with_write_only_credentials(api, secret):
@@ -84,7 +84,7 @@ def test_patch_nested_registry_field(api, make_source):
         ({"registry": {"repo": REPO, "scheme": "FTP"}}, "registry.scheme", "not a valid choice"),
         ({"registry": {"repo": REPO, "ca": "not a pem"}}, "registry.ca", "not a PEM certificate"),
         ({"registry": {"repo": REPO, "dockerCfg": "%%%"}}, "registry.dockerCfg", "not base64"),
-        ({"registry": {"repo": REPO, "dockerCfg": docker_cfg_for("other.example.com", "u", "p")}},
+        ({"registry": {"repo": REPO, "dockerCfg": make_docker_cfg("other.example.com", "u", "p")}},
          "registry.dockerCfg", "credentials not found"),
         ({"registry": "x"}, "registry", "Expected a dictionary"),
         ({}, "registry", "required"),
@@ -133,10 +133,10 @@ def test_credentials_never_leave_the_portal(api, secret, caplog, make_source):
     responses = [
         api.post(URL, {"name": "dev", "registry": {"repo": REPO, "dockerCfg": secret}}, format="json"),
         api.put(URL + "dev/", {"registry": {"repo": REPO, "dockerCfg": secret + "="}}, format="json"),
-        api.patch(URL + "dev/", {"registry": {"dockerCfg": docker_cfg_for("registry.example.com", "r", "other")}},
+        api.patch(URL + "dev/", {"registry": {"dockerCfg": make_docker_cfg("registry.example.com", "r", "other")}},
                   format="json"),
         api.post(URL, {"name": "bad", "registry": {"repo": "registry.example.com/x",
-                                                   "dockerCfg": docker_cfg_for("elsewhere.io", "r", SECRET_PASSWORD)}},
+                                                   "dockerCfg": make_docker_cfg("elsewhere.io", "r", SECRET_PASSWORD)}},
                  format="json"),
         api.get(URL), api.get(URL + "dev/"), api.get("/api/v1/audit/"),
         api.get(URL, HTTP_ACCEPT="text/html"), api.get(URL + "dev/", HTTP_ACCEPT="text/html"),

@@ -21,7 +21,6 @@ SLOW = 45
 
 @pytest.fixture(autouse=True)
 def _fast_ui(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.PORTAL_UI_REFRESH_SECONDS = 1
 
 

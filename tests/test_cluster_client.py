@@ -16,8 +16,8 @@ from overrides.cluster import client as cluster
 from overrides.cluster import sync
 from overrides.cluster.client import ClusterError
 from overrides.models import ModulePullOverride, ModuleSource
-from tests.fixtures.core import docker_cfg_for
 from tests.kube.schema import crd_dir, to_json_schema
+from tests.registries import make_docker_cfg
 
 
 def crd_validator(filename: str, version: str) -> jsonschema.Draft4Validator:
@@ -64,7 +64,7 @@ def test_override_body_without_renew_has_no_annotations():
 
 
 def test_source_body_validates_and_leaves_out_empty_fields():
-    cfg = docker_cfg_for("registry.example.com", "ci", "s3cret")
+    cfg = make_docker_cfg("registry.example.com", "ci", "s3cret")
     full = ModuleSource(name="dev", repo="registry.example.com/dev/modules", scheme="HTTP", docker_cfg=cfg,
                         ca="-----BEGIN CERTIFICATE-----\n...", release_channel="Alpha")
     body = cluster.source_body(full)

@@ -22,7 +22,7 @@ from overrides.models import (
     ObjectChange,
     SyncState,
 )
-from tests.fixtures.core import docker_cfg_for
+from tests.registries import make_docker_cfg
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def changes_of(obj):
 @pytest.mark.kube(mpo_versions=["v1alpha1"])
 def test_kubectl_made_crs_are_imported(cluster_settings):
     emu = cluster_settings
-    cfg = docker_cfg_for("registry.example.com", "ci", "pull-secret")
+    cfg = make_docker_cfg("registry.example.com", "ci", "pull-secret")
     emu.create_module_source("dev", "registry.example.com/dev/modules", scheme="HTTPS", docker_cfg=cfg)
     emu.create_mpo("echo", "main", source="dev", scan_interval="1m")
     summary = sync.read_back()
@@ -141,7 +141,7 @@ def test_source_drift_and_credentials_taken_over_without_showing_them(cluster_se
     emu = cluster_settings
     source = make_source(name="dev")
     apply_all()
-    cfg = docker_cfg_for("registry.example.com", "new", "pw")
+    cfg = make_docker_cfg("registry.example.com", "new", "pw")
     emu.patch("ms", "dev", {"spec": {"registry": {"dockerCfg": cfg}}})
     assert sync.read_back().taken_over == ["ModuleSource dev"]
     source.refresh_from_db()

@@ -12,7 +12,7 @@ from django.utils import timezone
 from overrides import services
 from overrides.cluster import sync
 from overrides.models import ChangeAction, ModulePullOverride, ModuleSource, ObjectChange, SyncState
-from tests.fixtures.core import docker_cfg_for
+from tests.registries import make_docker_cfg
 
 pytestmark = pytest.mark.django_db
 
@@ -94,7 +94,7 @@ def test_apply_is_idempotent_and_writes_nothing_when_the_cr_matches(cluster_sett
 
 def test_source_credentials_are_written_and_removed(cluster_settings, actor, make_source, caplog):
     emu = cluster_settings
-    cfg = docker_cfg_for("registry.example.com", "ci", "s3cret-pass")
+    cfg = make_docker_cfg("registry.example.com", "ci", "s3cret-pass")
     source = make_source(name="private", docker_cfg=cfg, release_channel="Alpha")
     apply_all()
     assert emu.get("ms", "private")["spec"]["registry"]["dockerCfg"] == cfg

@@ -6,13 +6,13 @@ from django.db import connection
 
 from overrides.fields import _fernet
 from overrides.models import ModuleSource
-from tests.fixtures.core import docker_cfg_for
+from tests.registries import make_docker_cfg
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_database_never_holds_plaintext(make_source, settings, tmp_path):
-    secret = docker_cfg_for("registry.example.com", "robot", "pl41ntext-pa55word")
+    secret = make_docker_cfg("registry.example.com", "robot", "pl41ntext-pa55word")
     source = make_source(docker_cfg=secret)
     with connection.cursor() as cursor:
         cursor.execute("SELECT docker_cfg FROM overrides_modulesource WHERE id = %s", [source.pk])
@@ -30,7 +30,7 @@ def test_database_never_holds_plaintext(make_source, settings, tmp_path):
 
 def test_key_rotation_keeps_old_rows_readable(make_source, settings):
     old_key = settings.PORTAL_ENCRYPTION_KEYS[0]
-    secret = docker_cfg_for("registry.example.com", "robot", "rotate-me")
+    secret = make_docker_cfg("registry.example.com", "robot", "rotate-me")
     source = make_source(docker_cfg=secret)
     new_key = Fernet.generate_key().decode()
     settings.PORTAL_ENCRYPTION_KEYS = [new_key, old_key]

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from overrides import services, tasks
 from overrides.models import DigestObservation, ModulePullOverride, ModuleSource
+from overrides.polling import cadence
 from overrides.polling import checks as polling
 from overrides.polling.circuits import HostCircuits
 from registry.errors import ErrorKind, RegistryError
@@ -46,19 +47,29 @@ def _row(override):
 def test_next_due_keeps_the_phase_and_skips_missed_slots():
     due = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     step = timedelta(seconds=15)
-    assert polling.next_due(due, step, due + timedelta(seconds=1)) == due + step
+    assert cadence.next_due(due, step, due + timedelta(seconds=1)) == due + step
     # An outage of a minute: the next slot on the same phase after now, not a burst of the missed ones.
-    assert polling.next_due(due, step, due + timedelta(seconds=61)) == due + timedelta(seconds=75)
-    assert polling.next_due(due, step, due + timedelta(seconds=60)) == due + timedelta(seconds=75)
+    assert cadence.next_due(due, step, due + timedelta(seconds=61)) == due + timedelta(seconds=75)
+    assert cadence.next_due(due, step, due + timedelta(seconds=60)) == due + timedelta(seconds=75)
 
 
 def test_failure_delay_doubles_caps_and_honours_retry_after():
     now = timezone.now()
     step = timedelta(seconds=15)
-    assert [polling.failure_delay(step, n, None, now).total_seconds() for n in (1, 2, 3, 4, 5, 6, 12)] == [
+    assert [cadence.failure_delay(step, n, None, now).total_seconds() for n in (1, 2, 3, 4, 5, 6, 12)] == [
         15, 30, 60, 120, 240, 300, 300]
-    assert polling.failure_delay(step, 1, now + timedelta(seconds=120), now) == timedelta(seconds=120)
-    assert polling.failure_delay(timedelta(hours=2), 3, None, now) == timedelta(hours=2)  # never below interval
+    assert cadence.failure_delay(step, 1, now + timedelta(seconds=120), now) == timedelta(seconds=120)
+    assert cadence.failure_delay(timedelta(hours=2), 3, None, now) == timedelta(hours=2)  # never below interval
+
+
+def test_backoff_cap_is_the_setting_of_the_moment(settings):
+    settings.PORTAL_POLL_BACKOFF_CAP = 60
+    now = timezone.now()
+    assert cadence.failure_delay(timedelta(seconds=15), 12, None, now) == timedelta(seconds=60)
+    circuits = HostCircuits()
+    for _ in range(12):
+        circuits.record("r.example.com", RegistryError(ErrorKind.TIMEOUT, "timed out"), now)
+    assert circuits.hosts["r.example.com"].open_until == now + timedelta(seconds=60)
 
 
 # --- digests ------------------------------------------------------------------------------------------------------
@@ -275,7 +286,8 @@ def test_the_migrations_register_the_watchdog_and_the_lease_once():
     from django_q.models import Schedule
 
     from overrides.models import Lease
-    from overrides.polling.schedules import DISPATCHER_TASK, LEASE, WATCHDOG
+    from overrides.polling.lease import LEASE
+    from overrides.polling.watchdog import DISPATCHER_TASK, WATCHDOG
 
     Schedule.objects.filter(name=WATCHDOG).delete()
     Lease.objects.all().delete()
@@ -299,7 +311,7 @@ def test_the_lease_row_is_made_on_first_use_and_shown_read_only_in_the_admin(cli
     from django.urls import reverse
 
     from overrides.models import Lease
-    from overrides.polling.schedules import LEASE, DispatcherLease
+    from overrides.polling.lease import LEASE, DispatcherLease
 
     Lease.objects.all().delete()
     holder = DispatcherLease()
@@ -321,7 +333,7 @@ def test_the_scheduler_starts_a_dispatcher_from_the_watchdog():
     from django_q.models import OrmQ, Schedule
     from django_q.scheduler import scheduler
 
-    from overrides.polling.schedules import DISPATCHER_TASK, WATCHDOG, ensure_schedules
+    from overrides.polling.watchdog import DISPATCHER_TASK, WATCHDOG, ensure_schedules
 
     ensure_schedules()
     Schedule.objects.filter(name=WATCHDOG).update(next_run=timezone.now() - timedelta(seconds=1))

@@ -12,7 +12,8 @@ from django.utils import timezone
 from overrides import services
 from overrides.models import DigestObservation, ModulePullOverride, ModuleSource
 from overrides.polling import checks as polling
-from overrides.polling.schedules import DispatcherLease, ensure_schedules
+from overrides.polling.lease import DispatcherLease
+from overrides.polling.watchdog import ensure_schedules
 from tests.fixtures.jobs import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

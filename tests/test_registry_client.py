@@ -1,4 +1,4 @@
-"""registry.client against real distribution registries (tests/fixtures/registry.py): digests, discovery, tags,
+"""registry.client against real distribution registries (tests/registries/): digests, discovery, tags,
 auth (Basic, Bearer), TLS, and every failure caused for real. No database needed."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from registry.client import (
     list_tags,
     resolve_digest,
 )
-from tests.fixtures.registry import make_ca, make_docker_cfg
+from tests.registries import make_ca, make_docker_cfg
 
 DEFAULT_PATH = "deckhouse/modules"
 

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from overrides import services
 from overrides.audit import Actor
 from overrides.models import ModulePullOverride, ModuleSource, ObjectChange, SyncState
-from tests.fixtures.core import docker_cfg_for
+from tests.registries import make_docker_cfg
 
 pytestmark = pytest.mark.django_db
 
@@ -104,9 +104,9 @@ def test_renew_is_always_recorded(make_override, actor):
 
 
 def test_source_secret_is_censored_in_audit(make_source, actor):
-    secret = docker_cfg_for("registry.example.com", "robot", "s3cr3t-pa55")
+    secret = make_docker_cfg("registry.example.com", "robot", "s3cr3t-pa55")
     source = make_source(docker_cfg=secret)
-    services.source_update(actor=actor, source=source, docker_cfg=docker_cfg_for("registry.example.com", "r", "x"))
+    services.source_update(actor=actor, source=source, docker_cfg=make_docker_cfg("registry.example.com", "r", "x"))
     services.source_update(actor=actor, source=source, docker_cfg=None, scheme="HTTP")
     changes = _changes(source)
     assert [c.action for c in changes] == ["create", "update", "update"]

@@ -12,22 +12,42 @@ from django.core.management import call_command
 BASE_DIR = Path(__file__).resolve().parents[1]
 
 
-def _check(tmp_path, **env):
-    """`manage.py check` in a fresh process with a fresh var/ directory and the given environment."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_") and k != "DATABASE_URL"}
+def _manage(tmp_path, *args, **env):
+    """`manage.py ARGS` (or `python -m portal.devkeys` for args ("devkeys",)) in a fresh process with a fresh
+    var/ directory, the portal's own settings and the given environment."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("PORTAL_") and k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    command = ["-m", "portal.devkeys"] if args == ("devkeys",) else ["manage.py", *args]
     return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
+        [sys.executable, *command], cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
         env={**clean, "PORTAL_VAR_DIR": str(tmp_path / "var"), **env},
     )
 
 
-def test_development_defaults_generate_keys_once(tmp_path):
-    assert _check(tmp_path).returncode == 0
+def _check(tmp_path, **env):
+    return _manage(tmp_path, "check", **env)
+
+
+def test_settings_write_nothing_and_a_missing_key_says_in_one_line_how_to_make_it(tmp_path):
+    result = _check(tmp_path)
+    assert result.returncode != 0
+    assert not (tmp_path / "var").exists()
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "PORTAL_SECRET_KEY is not set" in result.stderr and "make dev-keys" in result.stderr
+
+
+def test_development_keys_are_made_once_by_the_command(tmp_path):
+    made = _manage(tmp_path, "devkeys")
+    assert made.returncode == 0, made.stderr
     keys = {p.name: p.read_text() for p in (tmp_path / "var").glob("dev-*")}
     assert set(keys) == {"dev-secret-key", "dev-encryption-key"}
     assert oct((tmp_path / "var" / "dev-encryption-key").stat().st_mode & 0o777) == "0o600"
     assert _check(tmp_path).returncode == 0
+    assert _manage(tmp_path, "devkeys").returncode == 0
     assert {p.name: p.read_text() for p in (tmp_path / "var").glob("dev-*")} == keys
+    (tmp_path / "var" / "dev-encryption-key").unlink()
+    result = _check(tmp_path)
+    assert result.returncode != 0 and "PORTAL_ENCRYPTION_KEYS is not set" in result.stderr
 
 
 @pytest.mark.parametrize("missing", ["PORTAL_SECRET_KEY", "PORTAL_ENCRYPTION_KEYS"])
@@ -38,7 +58,7 @@ def test_production_refuses_to_start_without_real_keys(tmp_path, missing):
     result = _check(tmp_path, **env)
     assert result.returncode != 0
     assert f"{missing} must be set when PORTAL_PRODUCTION=1" in result.stderr
-    assert not list((tmp_path / "var").glob("dev-*"))
+    assert not (tmp_path / "var").exists()
 
 
 def test_production_starts_with_keys(tmp_path):

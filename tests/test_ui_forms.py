@@ -8,21 +8,9 @@ from django.test import Client
 
 from overrides import services
 from overrides.models import ModulePullOverride, ModuleSource, ObjectChange
-from tests.fixtures.core import docker_cfg_for
+from tests.registries import make_docker_cfg
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # The default PBKDF2 costs about a second per user created; these tests are about pages, not hashing.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
 
 
 def test_create_override_through_the_form(admin_client, make_source):
@@ -117,7 +105,7 @@ def test_delete_needs_csrf(admin_user, make_override):
 
 
 def test_source_create_edit_with_write_only_credentials(admin_client):
-    secret = docker_cfg_for("registry.example.com", "robot", "hidden-pa55")
+    secret = make_docker_cfg("registry.example.com", "robot", "hidden-pa55")
     response = admin_client.post("/new/source/", {"name": "corp", "repo": "registry.example.com/modules",
                                                    "scheme": "HTTPS", "new_docker_cfg": secret})
     assert response.status_code == 302 and response["Location"] == "/sources/corp/"
@@ -132,7 +120,7 @@ def test_source_create_edit_with_write_only_credentials(admin_client):
     admin_client.post("/sources/corp/edit/", {"repo": "registry.example.com/modules", "scheme": "HTTP"})
     source.refresh_from_db()
     assert source.docker_cfg == secret and source.scheme == "HTTP"
-    bad_secret = docker_cfg_for("elsewhere.example.com", "robot", "other-pa55")
+    bad_secret = make_docker_cfg("elsewhere.example.com", "robot", "other-pa55")
     bad = admin_client.post("/sources/corp/edit/", {"repo": "registry.example.com/modules", "scheme": "HTTP",
                                                     "new_docker_cfg": bad_secret})
     html = bad.content.decode().replace("&quot;", '"')

@@ -4,21 +4,14 @@
 import pytest
 
 from overrides.models import ModulePullOverride, ModuleSource
-from tests.fixtures.core import docker_cfg_for
+from tests.registries import make_docker_cfg
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
 def _fresh(settings, monkeypatch):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     monkeypatch.setattr("overrides.views.overrides._version_failure", None)
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
 
 
 def cr_yaml(page: str) -> str:
@@ -108,7 +101,7 @@ def test_a_huge_scan_interval_is_refused_in_words(admin_client, make_override):
 
 
 def test_credentials_never_leave_the_server(admin_client, make_source, make_override):
-    secret = docker_cfg_for("registry.example.com", "robot", "s3cret-pa55")
+    secret = make_docker_cfg("registry.example.com", "robot", "s3cret-pa55")
     source = make_source(docker_cfg=secret)
     make_override(source=source)
     pages = ["/", "/dashboard/rows/", "/overrides/echo/", "/overrides/echo/live/", "/overrides/echo/edit/",

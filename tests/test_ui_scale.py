@@ -15,17 +15,6 @@ pytestmark = pytest.mark.django_db
 HISTORY_ROWS = 100_000
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def bulk_overrides(source: ModuleSource, count: int, start: int = 0) -> None:
     """Rows straight into the table: the services are not what is measured here."""
     now = timezone.now()

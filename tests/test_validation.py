@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from overrides import validators
-from tests.fixtures.core import docker_cfg_for
+from tests.registries import make_docker_cfg
 
 
 def _ca_pem() -> str:
@@ -91,7 +91,7 @@ def test_scheme(value, ok):
 
 
 def test_docker_cfg_accepted():
-    validators.validate_docker_cfg(docker_cfg_for("registry.example.com", "u", "p"), "registry.example.com/modules")
+    validators.validate_docker_cfg(make_docker_cfg("registry.example.com", "u", "p"), "registry.example.com/modules")
     validators.validate_docker_cfg("", "registry.example.com/modules")
     userpass = base64.b64encode(json.dumps(
         {"auths": {"registry.example.com:5000": {"username": "u", "password": "p"}}}).encode()).decode()
@@ -102,7 +102,7 @@ def test_docker_cfg_accepted():
     "cfg, words",
     [("not base64!", "not base64"),
      (base64.b64encode(b"[]").decode(), "auths"),
-     (docker_cfg_for("other.example.com", "u", "p"), '"registry.example.com/modules" credentials not found'),
+     (make_docker_cfg("other.example.com", "u", "p"), '"registry.example.com/modules" credentials not found'),
      ],
 )
 def test_docker_cfg_rejected(cfg, words):

@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from portal.json_input import PayloadTooLarge, body_limit, too_large_message
 
 logger = logging.getLogger("overrides.api")
 
@@ -41,6 +44,8 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response:
+    if isinstance(exc, RequestDataTooBig):  # Django's own check, when the body was read before a parser ran
+        exc = PayloadTooLarge(too_large_message(body_limit()))
     if isinstance(exc, DjangoValidationError):
         # A service refusal a view did not map: keep its message, under the model's field names.
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)

@@ -34,7 +34,6 @@ from overrides import verdict as verdicts
 from overrides.models import ModulePullOverride, ObjectChange, SyncState
 
 POLL_INTERVAL = 0.5
-MAX_TIMEOUT = 600
 DEFAULT_TIMEOUT = 300
 DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]{32,}$")
 
@@ -150,25 +149,27 @@ def _waiting_detail(override: ModulePullOverride, wanted: str | None) -> str:
     return " ".join(parts)
 
 
-_wait_slots: threading.BoundedSemaphore | None = None
+_wait_slots: tuple[int, threading.BoundedSemaphore] | None = None
 _slots_lock = threading.Lock()
 
 
 def wait_slots() -> threading.BoundedSemaphore:
     """Waits allowed at once in this process: each holds a server thread, which other requests also need.
 
-    Setting PORTAL_ROLLOUT_MAX_WAITS (default 4: the shipped server runs 8 threads per worker).
+    Setting PORTAL_ROLLOUT_MAX_WAITS (portal/settings.py; the shipped server runs 8 threads per worker). A changed
+    setting (a test's `settings` fixture) gets a fresh semaphore; waits holding the old one finish on it.
     """
     global _wait_slots
+    size = int(settings.PORTAL_ROLLOUT_MAX_WAITS)
     with _slots_lock:
-        if _wait_slots is None:
-            _wait_slots = threading.BoundedSemaphore(int(getattr(settings, "PORTAL_ROLLOUT_MAX_WAITS", 2)))
-        return _wait_slots
+        if _wait_slots is None or _wait_slots[0] != size:
+            _wait_slots = (size, threading.BoundedSemaphore(size))
+        return _wait_slots[1]
 
 
 def wait_for_rollout(override: ModulePullOverride, requested: str | None, timeout: float) -> Outcome:
     """Poll the row until the outcome is final or `timeout` seconds passed (then state `timeout`)."""
-    timeout = min(max(timeout, 0.0), float(getattr(settings, "PORTAL_ROLLOUT_MAX_TIMEOUT", MAX_TIMEOUT)))
+    timeout = min(max(timeout, 0.0), float(settings.PORTAL_ROLLOUT_MAX_TIMEOUT))
     started = time.monotonic()
     deadline = started + timeout
     pk = override.pk

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from django.db import IntegrityError
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_variables
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from overrides import services
@@ -45,6 +45,7 @@ from overrides.api.serializers import (
 from overrides.filtersets import ModulePullOverrideFilterSet, ModuleSourceFilterSet
 from overrides.models import ModulePullOverride, ModuleSource
 from overrides.verdict import with_verdict_inputs
+from portal.json_input import JSONBodyParser
 
 DELETE_MESSAGE = OpenApiParameter("changelogMessage", OpenApiTypes.STR, OpenApiParameter.QUERY,
                                   description="Why it is deleted; kept on the audit record.")
@@ -67,13 +68,14 @@ class NamedObjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     lookup_value_regex = "[^/]+"
     filter_backends = [DjangoFilterBackend]
     pagination_class = ApiPagination
-    parser_classes = [JSONParser]  # pipelines send JSON; nested `registry` has no form encoding
+    parser_classes = [JSONBodyParser]  # pipelines send JSON; nested `registry` has no form encoding
     permission_method: str | None = None  # set per action, see TokenModelPermissions
 
     def filter_queryset(self, queryset):
         # Filters serve the list; on a detail route they would only cost a FilterSet per request.
         return super().filter_queryset(queryset) if self.action == "list" else queryset
 
+    @sensitive_variables("serializer")
     def _validated(self, serializer_class, partial: bool = False) -> dict:
         serializer = serializer_class(data=self.request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
@@ -213,12 +215,14 @@ class ModuleSourceViewSet(NamedObjectViewSet):
 
     @extend_schema(summary="Create a source", request=ModuleSourceSerializer,
                    responses={201: ModuleSourceSerializer, **WRITE_ERRORS})
+    @sensitive_variables("data")
     def create(self, request, *args, **kwargs):
         data = self._validated(ModuleSourceSerializer)
         source = self._create(request, data.pop("name"), data)
         return Response(self.get_serializer(source).data, status=status.HTTP_201_CREATED,
                         headers=self._location(source))
 
+    @sensitive_variables("data")
     def _create(self, request, name: str, data: dict) -> ModuleSource:
         message = data.pop("changelogMessage", "")
         with service_errors(SOURCE_API_NAMES):
@@ -231,6 +235,7 @@ class ModuleSourceViewSet(NamedObjectViewSet):
         request=ModuleSourceUpdateSerializer,
         responses={200: ModuleSourceSerializer, 201: ModuleSourceSerializer, **WRITE_ERRORS},
     )
+    @sensitive_variables("data")
     def update(self, request, name: str, *args, **kwargs):
         data = self._validated(ModuleSourceUpdateSerializer)
         _check_body_name(data, name)
@@ -245,12 +250,14 @@ class ModuleSourceViewSet(NamedObjectViewSet):
 
     @extend_schema(summary="Change some fields of a source", request=ModuleSourceUpdateSerializer,
                    responses={200: ModuleSourceSerializer, **WRITE_ERRORS, **NOT_FOUND})
+    @sensitive_variables("data")
     def partial_update(self, request, name: str, *args, **kwargs):
         source = self.get_object()
         data = self._validated(ModuleSourceUpdateSerializer, partial=True)
         _check_body_name(data, name)
         return Response(self.get_serializer(self._update(request, source, data)).data)
 
+    @sensitive_variables("data")
     def _update(self, request, source: ModuleSource, data: dict) -> ModuleSource:
         message = data.pop("changelogMessage", "")
         with service_errors(SOURCE_API_NAMES):

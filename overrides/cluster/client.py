@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import urllib3
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -99,7 +100,7 @@ _discovery: dict[tuple, tuple[float, str]] = {}
 
 def _config_key() -> tuple:
     """What the client depends on; a new kubeconfig file (or a rewritten one) means a new client."""
-    path = getattr(settings, "PORTAL_KUBECONFIG", "") or ""
+    path = settings.PORTAL_KUBECONFIG
     try:
         stat = os.stat(path) if path else None
     except OSError:
@@ -109,7 +110,7 @@ def _config_key() -> tuple:
 
 def _new_client() -> k8s.ApiClient:
     configuration = k8s.Configuration()
-    path = getattr(settings, "PORTAL_KUBECONFIG", "") or ""
+    path = settings.PORTAL_KUBECONFIG
     try:
         if path:
             k8s_config.load_kube_config(config_file=path, client_configuration=configuration, persist_config=False)
@@ -160,7 +161,7 @@ def reset() -> None:
 
 
 def _timeout() -> float:
-    return float(getattr(settings, "PORTAL_CLUSTER_TIMEOUT", 5) or 5)
+    return float(settings.PORTAL_CLUSTER_TIMEOUT)
 
 
 def _error_from_api(exc: ApiException) -> ClusterError:
@@ -248,7 +249,7 @@ def module_version() -> str:
 
 
 def _served_version(resource: Resource, pin_setting: str, discover: Callable[[], str]) -> str:
-    pinned = (getattr(settings, pin_setting, "") or "").strip()
+    pinned = getattr(settings, pin_setting).strip()
     if pinned:
         return pinned
     key = (*_config_key(), resource.plural)
@@ -296,7 +297,7 @@ def with_mpo_version(fn: Callable[[str], T]) -> T:
     try:
         return fn(version)
     except ClusterError as exc:
-        if exc.kind != "unserved" or (getattr(settings, "PORTAL_MPO_API_VERSION", "") or "").strip():
+        if exc.kind != "unserved" or settings.PORTAL_MPO_API_VERSION.strip():
             raise
         forget_discovery()
         fresh = mpo_version()
@@ -386,6 +387,7 @@ def override_body(override, version: str, *, renew: bool = True) -> dict[str, An
             "spec": override_spec(override, version)}
 
 
+@sensitive_variables("registry", "spec")
 def source_spec(source) -> dict[str, Any]:
     """`spec` of a ModuleSource; empty optional fields are left out (dockerCfg empty = anonymous)."""
     registry: dict[str, Any] = {"repo": source.repo, "scheme": source.scheme or "HTTPS"}

@@ -29,6 +29,7 @@ from django.utils.dateparse import parse_datetime
 from overrides.cluster import client as cluster
 from overrides.cluster import modules as cluster_modules
 from overrides.cluster import services as cluster_services
+from overrides.cluster import skips
 from overrides.cluster.client import MPO, MS, ClusterError
 from overrides.cluster.services import ClusterIdentity, OverrideSpec, SourceSpec
 from overrides.cluster.state import cluster_enabled
@@ -40,7 +41,7 @@ from overrides.models import (
     ModuleSource,
     SyncState,
 )
-from overrides.validators import DEFAULT_SCAN_INTERVAL, MODULE_NAME_MAX, parse_scan_interval
+from overrides.validators import DEFAULT_SCAN_INTERVAL, parse_scan_interval
 
 logger = logging.getLogger("overrides.cluster.readback")
 
@@ -64,6 +65,12 @@ class ReadBackSummary:
     module_version: str = ""
     modules_updated: int = 0
     module_outcomes: list[str] = field(default_factory=list)
+    skipped_objects: dict[skips.SkipKey, str] = field(default_factory=dict)
+
+    def skip(self, kind: str, name: str, reason: str) -> None:
+        """Leave a cluster object out of this pass; `record_skips` lists it for admins at the end."""
+        self.skipped_objects[(kind, name)] = reason
+        self.skipped.append(f"{kind} {name}: {reason}")
 
     def lines(self) -> list[str]:
         """The summary in words (the import_cluster command prints these; the read-back task returns them)."""
@@ -102,6 +109,7 @@ def read_back() -> ReadBackSummary:
     _read_sources(sources, started, summary)
     _read_overrides(overrides, started, summary)
     summary.module_version, summary.modules_updated, summary.module_outcomes = cluster_modules.mirror_modules()
+    skips.record_skips(summary.skipped_objects)
     return summary
 
 
@@ -219,15 +227,21 @@ def _read_sources(items: list[dict[str, Any]], started: datetime, summary: ReadB
     for name, cr in crs.items():
         row, spec, identity = rows.get(name), source_spec_from_cr(cr), _identity(cr)
         terminating = bool(_meta(cr).get("deletionTimestamp"))
+        problem = "" if terminating else skips.source_problem(name, cr)
         if row is None or row.is_deleted:
             if terminating or (row is not None and not _revives(row, cr)):
+                continue
+            if problem:
+                summary.skip(skips.MS_KIND, name, f"not imported: {problem}")
                 continue
             row = cluster_services.source_import(name=name, spec=spec, identity=identity)
             if row is None:
                 continue
             summary.imported.append(f"ModuleSource {name}")
         elif not terminating and _quiet_since(row, started) and _moved(row, cr):
-            if spec != source_spec_from_row(row):
+            if problem:
+                summary.skip(skips.MS_KIND, name, f"changed in the cluster, not taken over: {problem}")
+            elif spec != source_spec_from_row(row):
                 taken = cluster_services.source_take_over(source=row, spec=spec, identity=identity,
                                                           expected_version=row.spec_version)
                 if taken is not None:
@@ -285,7 +299,7 @@ def _pick_source(name: str, spec: OverrideSpec, sources: dict[str, ModuleSource]
         return own[0], ""
     named = f'it names source "{spec.source}", which the portal does not know, and ' if spec.source else ""
     found = "several sources list it" if listing else "no source lists the module"
-    return None, f"ModulePullOverride {name}: {named}{found}, so its source is unknown (the portal needs one)."
+    return None, f"{named}{found}, so its source is unknown (the portal needs one)."
 
 
 def _spec_of_row(row: ModulePullOverride) -> tuple:
@@ -328,16 +342,16 @@ def _read_overrides(items: list[dict[str, Any]], started: datetime, summary: Rea
     for name, cr in crs.items():
         row, spec, identity = rows.get(name), override_spec_from_cr(cr), _identity(cr)
         terminating = bool(_meta(cr).get("deletionTimestamp"))
+        problem = "" if terminating else skips.override_problem(name, cr)
         if row is None or row.is_deleted:
             if terminating or (row is not None and not _revives(row, cr)):
                 continue
-            if len(name) > MODULE_NAME_MAX:
-                summary.skipped.append(f"ModulePullOverride {name}: longer than {MODULE_NAME_MAX} characters.")
+            if problem:
+                summary.skip(skips.MPO_KIND, name, f"not imported: {problem}")
                 continue
             source, why = _pick_source(name, spec, sources)
             if source is None:
-                summary.skipped.append(why)
-                logger.warning("not imported: %s", why)
+                summary.skip(skips.MPO_KIND, name, why)
                 continue
             row = cluster_services.override_import(name=name, spec=spec, source=source, identity=identity)
             if row is None:
@@ -345,7 +359,9 @@ def _read_overrides(items: list[dict[str, Any]], started: datetime, summary: Rea
             summary.imported.append(f"ModulePullOverride {name}")
         elif not terminating and _quiet_since(row, started) and _moved(row, cr):
             source = sources.get(spec.source) if spec.source else None
-            if (spec.image_tag, spec.scan_interval, spec.rollback) != _spec_of_row(row) or (
+            if problem:
+                summary.skip(skips.MPO_KIND, name, f"changed in the cluster, not taken over: {problem}")
+            elif (spec.image_tag, spec.scan_interval, spec.rollback) != _spec_of_row(row) or (
                     source is not None and source.pk != row.source_id):
                 taken = cluster_services.override_take_over(
                     override=row, spec=spec, source=source or row.source, identity=identity,

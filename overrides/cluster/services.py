@@ -10,7 +10,7 @@ applied back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
@@ -42,7 +42,7 @@ class SourceSpec:
 
     repo: str
     scheme: str
-    docker_cfg: str
+    docker_cfg: str = field(repr=False)
     ca: str
     release_channel: str
 

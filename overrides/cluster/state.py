@@ -13,10 +13,10 @@ def cluster_mode() -> str:
     PORTAL_CLUSTER=off turns sync off even when a config exists; with sync off the portal works on its own
     and says so (sync state "off").
     """
-    mode = getattr(settings, "PORTAL_CLUSTER", "auto")
+    mode = settings.PORTAL_CLUSTER
     if mode == "off":
         return "off"
-    if getattr(settings, "PORTAL_KUBECONFIG", ""):
+    if settings.PORTAL_KUBECONFIG:
         return "on"
     if os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(IN_CLUSTER_TOKEN):
         return "on"

@@ -30,6 +30,7 @@ from overrides.cluster.client import MPO, MS, ClusterError
 from overrides.cluster.readback import ReadBackSummary, read_back
 from overrides.cluster.state import cluster_enabled
 from overrides.models import BUILTIN_SOURCE, ModulePullOverride, ModuleSource, SyncState
+from overrides.polling.cadence import doubling
 
 __all__ = [
     "ApplyOutcome", "ClaimedApply", "ReadBackSummary", "apply_due", "apply_override", "apply_source", "backoff",
@@ -72,7 +73,7 @@ class ClaimedApply:
 
 def backoff(attempts: int) -> timedelta:
     """Delay before attempt `attempts + 1`: 2 s, 4 s, 8 s, ... at most 5 minutes."""
-    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+    return doubling(BACKOFF_BASE, attempts, BACKOFF_CAP)
 
 
 def _words(delay: timedelta) -> str:

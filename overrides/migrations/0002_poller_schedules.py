@@ -1,6 +1,6 @@
 """Register the poller's django-q2 watchdog Schedule (data only, no schema).
 
-See overrides/schedules.py for what it does and why. (This migration once also put the dispatcher lease in
+See overrides/polling/watchdog.py for what it does and why. (This migration once also put the dispatcher lease in
 django-q2's Schedule table; the lease is now `overrides.Lease`, and 0003 removes that old row.)
 """
 
@@ -8,13 +8,13 @@ from django.db import migrations
 
 
 def register(apps, schema_editor):
-    from overrides.polling.schedules import ensure_watchdog
+    from overrides.polling.watchdog import ensure_watchdog
 
     ensure_watchdog(apps.get_model("django_q", "Schedule"))
 
 
 def unregister(apps, schema_editor):
-    from overrides.polling.schedules import WATCHDOG
+    from overrides.polling.watchdog import WATCHDOG
 
     apps.get_model("django_q", "Schedule").objects.filter(name=WATCHDOG).delete()
 

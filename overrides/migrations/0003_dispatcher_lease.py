@@ -8,12 +8,12 @@ import django.utils.timezone
 from django.db import migrations, models
 
 
-# The old row's name, frozen here (overrides.polling.schedules no longer knows it).
+# The old row's name, frozen here (overrides.polling.lease no longer knows it).
 OLD_LEASE_SCHEDULE = "mpo-portal: dispatcher lease (bookkeeping, never runs)"
 
 
 def move_lease(apps, schema_editor):
-    from overrides.polling.schedules import ensure_lease
+    from overrides.polling.lease import ensure_lease
 
     apps.get_model("django_q", "Schedule").objects.filter(name=OLD_LEASE_SCHEDULE).delete()
     ensure_lease(apps.get_model("overrides", "Lease"))

@@ -5,6 +5,7 @@ from .history import ChangeAction, ChangeContext, DigestObservation, DigestOrigi
 from .leases import Lease
 from .modules import ClusterModule, ModuleHealth
 from .pulloverrides import ModulePullOverride
+from .skipped import SkippedClusterObject
 from .sources import BUILTIN_SOURCE, ModuleSource, Scheme
 from .sync import ClusterMirrored, SyncState
 from .tokens import ApiToken, hash_token
@@ -12,5 +13,5 @@ from .tokens import ApiToken, hash_token
 __all__ = [
     "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ClusterMirrored", "ClusterModule",
     "DigestObservation", "DigestOrigin", "Lease", "ModuleHealth", "ModulePullOverride", "ModuleSource",
-    "ObjectChange", "Scheme", "SyncState", "hash_token",
+    "ObjectChange", "Scheme", "SkippedClusterObject", "SyncState", "hash_token",
 ]

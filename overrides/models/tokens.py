@@ -4,6 +4,7 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -33,6 +34,21 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key_hint}… ({self.user})"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        token = super().from_db(db, field_names, values)
+        token._stored_user_id = token.__dict__.get("user_id")
+        return token
+
+    def save(self, *args, **kwargs) -> None:
+        """A token acts as its user: moving it to another user would hand that user's rights to its holder."""
+        stored = getattr(self, "_stored_user_id", None)
+        if self.pk is not None and stored is not None and self.user_id != stored:
+            raise ValidationError({"user": "A token's user cannot change: revoke it and create one for the other "
+                                           "user."})
+        super().save(*args, **kwargs)
+        self._stored_user_id = self.user_id
 
     @staticmethod
     def generate() -> str:

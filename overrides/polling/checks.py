@@ -11,7 +11,7 @@ next due time (due + scanInterval, so the cadence does not drift with the check'
 whose update matched checks the row. A claim whose worker died leaves the row due again one interval later.
 `overrides.polling.dispatcher` drives the claims; `check_override(pk)` is the same check for one row on demand.
 
-Failures back off exponentially per override (scanInterval, 2x, 4x, ... at most `BACKOFF_CAP`), honour the
+Failures back off exponentially per override (`cadence.failure_delay`: scanInterval, 2x, 4x, ...), honour the
 registry's `Retry-After`, and show the reason in `registry_error`; the next success clears it. A registry host
 that fails as a whole is held back by `overrides.polling.circuits` instead.
 """
@@ -22,54 +22,17 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from overrides import enqueue
 from overrides.models import DigestObservation, DigestOrigin, ModulePullOverride, ModuleSource
-from overrides.validators import DEFAULT_SCAN_INTERVAL, parse_scan_interval
+from overrides.polling.cadence import DISCOVERY_INTERVAL, failure_delay, next_due, scan_interval_of
 from registry import client as registry_client
 from registry.errors import DigestLookup, ErrorKind, ModuleListing, RegistryError
 
 logger = logging.getLogger("overrides.polling")
-
-BACKOFF_CAP = timedelta(seconds=getattr(settings, "PORTAL_POLL_BACKOFF_CAP", 300))
-RETRY_AFTER_CAP = timedelta(hours=1)  # a registry asking for more than this is not taken literally
-DISCOVERY_INTERVAL = timedelta(minutes=3)  # what Deckhouse itself uses to refresh a source's modules
-
-
-# --- scheduling arithmetic ---------------------------------------------------------------------------------
-
-
-def scan_interval_of(value: str) -> timedelta:
-    """The row's scanInterval; a value that does not parse (an odd imported CR) counts as the default."""
-    try:
-        return parse_scan_interval(value)
-    except ValidationError:
-        return parse_scan_interval(DEFAULT_SCAN_INTERVAL)
-
-
-def next_due(due: datetime, interval: timedelta, now: datetime) -> datetime:
-    """The first slot `due + k*interval` (k >= 1) after `now`: the phase of the schedule is kept, and missed slots
-    (a dispatcher outage) are skipped instead of being caught up in a burst."""
-    following = due + interval
-    if following > now:
-        return following
-    missed = (now - due) // interval
-    return due + (missed + 1) * interval
-
-
-def failure_delay(interval: timedelta, failures: int, retry_after: datetime | None, now: datetime) -> timedelta:
-    """Backoff after the `failures`-th failure in a row: interval, 2x, 4x, ... capped at `BACKOFF_CAP` (never
-    shorter than the interval), and never before the registry's `Retry-After`."""
-    delay = max(interval, min(interval * (2 ** min(max(failures - 1, 0), 20)), BACKOFF_CAP))
-    if retry_after is not None:
-        delay = max(delay, min(retry_after - now, RETRY_AFTER_CAP))
-    return delay
-
 
 # --- claims ------------------------------------------------------------------------------------------------
 

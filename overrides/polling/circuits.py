@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from overrides.models import ModuleSource
-from overrides.polling.checks import BACKOFF_CAP, RETRY_AFTER_CAP
+from overrides.polling.cadence import backoff_cap, doubling, not_before_retry_after
 from registry.auth import registry_host
 from registry.errors import ErrorKind, RegistryError
 
@@ -50,7 +50,7 @@ class HostCircuits:
     """Per registry host: closed (checks go), open (its checks wait until `open_until`), half-open (one probe).
 
     A host opens on a host-level failure (timeout, refused, 429, 5xx) for 5 s, 10 s, 20 s, ... at most
-    `BACKOFF_CAP`, or until its `Retry-After`; once that passes a single check probes it, and a success closes it.
+    `backoff_cap()`, or until its `Retry-After`; once that passes a single check probes it, and a success closes it.
     It lives in the dispatcher that holds the lease and is handed to the next one (`dump`/`load`).
     """
 
@@ -77,9 +77,8 @@ class HostCircuits:
             self.hosts.pop(host, None)
             return
         state.failures += 1
-        delay = min(HOST_BACKOFF_BASE * (2 ** min(state.failures - 1, 20)), BACKOFF_CAP)
-        if error.retry_after is not None:
-            delay = max(delay, min(error.retry_after - now, RETRY_AFTER_CAP))
+        delay = not_before_retry_after(doubling(HOST_BACKOFF_BASE, state.failures, backoff_cap()),
+                                       error.retry_after, now)
         state.open_until, state.message, state.probing = now + delay, error.message, False
         logger.warning("registry host %s failing (%s in a row): its checks wait until %s: %s", host, state.failures,
                        state.open_until.isoformat(timespec="seconds"), error.message)

@@ -1,15 +1,15 @@
 """The dispatcher: one long-running django-q2 task that starts every piece of periodic work on time.
 
 django-q2 fires Schedules only about every 30 s, too coarse for 15 s (or 5 s) scan intervals. So a dispatcher
-task holds the lease (`overrides.polling.schedules.DispatcherLease`, a row of our `Lease` table) and, for
+task holds the lease (`overrides.polling.lease.DispatcherLease`, a row of our `Lease` table) and, for
 about `RUN_FOR` seconds, repeatedly:
 
 - claims the overrides due within the next `HORIZON` (compare-and-swap on `next_check_at`, see
   `overrides.polling.claim_checks`), keeps them in a heap and starts each check at its due time in a bounded
-  thread pool inside this worker (`THREADS` threads, at most `HOST_CAP` at once per registry host; a failing host
-  makes its overrides wait, see `overrides.polling.circuits`); results are written back by this thread in small
-  transactions. Measured with bench/poller.py on 2 cores and SQLite: a django-q2 task per check (an earlier
-  design) used 1.4 cores at 1000 overrides / 15 s, checks 3.5 s late (p50; p99 5.1 s); the pool
+  thread pool inside this worker (PORTAL_POLL_THREADS threads, at most PORTAL_POLL_HOST_CAP at once per registry
+  host; a failing host makes its overrides wait, see `overrides.polling.circuits`); results are written back by
+  this thread in small transactions. Measured with bench/poller.py on 2 cores and SQLite: a django-q2 task per
+  check (an earlier design) used 1.4 cores at 1000 overrides / 15 s, checks 3.5 s late (p50; p99 5.1 s); the pool
   kept p99 under 20 ms at 3000 overrides with a third of a core;
 - claims sources due for module discovery (every 3 minutes) and lists their modules in the same pool;
 - when cluster sync is on: claims rows due for an apply (`overrides.cluster.sync.due_applies`) and enqueues
@@ -44,7 +44,8 @@ from overrides.models import ModuleSource
 from overrides.polling import auto_renew
 from overrides.polling import checks as polling
 from overrides.polling.circuits import HostCircuits, HostState, host_of
-from overrides.polling.schedules import DISPATCHER_TASK, DispatcherLease
+from overrides.polling.lease import DispatcherLease
+from overrides.polling.watchdog import DISPATCHER_TASK
 from registry.errors import DigestLookup, ErrorKind, ModuleListing, RegistryError
 
 logger = logging.getLogger("overrides.polling.dispatcher")
@@ -56,13 +57,6 @@ TICK = 0.2  # seconds between claims
 HORIZON = 1.0  # claim this far ahead, so every check is in the heap before it is due
 
 
-def _tunable(name: str, default: str) -> str:
-    """A poller knob from portal/settings.py (where each is read from the environment)."""
-    return str(getattr(settings, name, default))
-
-
-THREADS = int(_tunable("PORTAL_POLL_THREADS", "16"))
-HOST_CAP = int(_tunable("PORTAL_POLL_HOST_CAP", "8"))  # a hung registry holds at most this many threads
 FLUSH_EVERY = 0.02  # seconds between writes of check results (one transaction each)
 READ_BACK_EVERY = timedelta(seconds=20)
 READ_BACK_STALE = timedelta(seconds=90)  # a read-back task not finished by then is presumed lost
@@ -112,11 +106,13 @@ class Dispatcher:
     """
 
     def __init__(self, *, lease: DispatcherLease | None, successor: bool = False, run_for: float | None = RUN_FOR,
-                 max_run: float = MAX_RUN, tick: float = TICK, horizon: float = HORIZON, threads: int = THREADS,
-                 host_cap: int = HOST_CAP) -> None:
+                 max_run: float = MAX_RUN, tick: float = TICK, horizon: float = HORIZON, threads: int | None = None,
+                 host_cap: int | None = None) -> None:
         self.lease, self.successor = lease, successor
         self.run_for, self.max_run, self.tick, self.horizon = run_for, max_run, tick, horizon
-        self.threads, self.host_cap = threads, host_cap
+        # Settings PORTAL_POLL_THREADS and PORTAL_POLL_HOST_CAP (a hung registry holds at most that many threads).
+        self.threads = threads or settings.PORTAL_POLL_THREADS
+        self.host_cap = host_cap or settings.PORTAL_POLL_HOST_CAP
         self.report = DispatchReport()
         self.circuits = HostCircuits()
         self._heap: list[tuple[float, int, _Work]] = []

@@ -23,7 +23,6 @@ while a missed match would cost a whole scan interval.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -36,6 +35,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from overrides.models import ModulePullOverride
 from overrides.polling import checks as polling
+from portal.json_input import JsonInputError, parse_json
 
 logger = logging.getLogger("overrides.polling.webhooks")
 
@@ -118,11 +118,9 @@ def harbor_pushes(payload: dict) -> list[PushedImage]:
 def parse_notification(body: bytes) -> list[PushedImage]:
     """The tag pushes a notification body reports; WebhookError for anything that is not a notification."""
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise WebhookError("The body is not UTF-8 text.") from None
-    except ValueError as exc:
-        raise WebhookError(f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+        payload = parse_json(body)
+    except JsonInputError as exc:
+        raise WebhookError(str(exc)) from None
     if isinstance(payload, dict) and "events" in payload:
         return distribution_pushes(payload)
     if isinstance(payload, dict) and "type" in payload:
@@ -149,7 +147,7 @@ def _repo_path(repo: str) -> str:
 @csrf_exempt
 def registry_webhook(request: HttpRequest) -> JsonResponse:
     """Receive a registry push notification and check the overrides of the pushed images now."""
-    secret = getattr(settings, "PORTAL_WEBHOOK_SECRET", "")
+    secret = settings.PORTAL_WEBHOOK_SECRET
     if not secret:
         return _error(404, "Registry webhooks are disabled: set PORTAL_WEBHOOK_SECRET to enable this endpoint.")
     if request.method != "POST":

@@ -62,6 +62,18 @@ def object_link(change) -> str:
     return format_html('<a href="{}">{}</a>', url, name)
 
 
+@register.simple_tag
+def page_link(view_name: str, name, text=None) -> str:
+    """`<a href="(page of name)">text</a>`, or the text alone when no URL can hold the name (a cluster object
+    imported before the portal refused such names): one row never makes a list page fail."""
+    shown = name if text is None else text
+    try:
+        url = reverse(view_name, args=[name])
+    except NoReverseMatch:
+        return format_html("{}", shown)
+    return format_html('<a href="{}">{}</a>', url, shown)
+
+
 def _flatten(snapshot, prefix: str = "") -> dict:
     flat = {}
     for key, value in (snapshot or {}).items():

@@ -18,8 +18,8 @@ DEFAULT_PAGE_SIZE = 100
 
 
 def refresh_seconds() -> int:
-    """How often open pages refresh their live parts (setting PORTAL_UI_REFRESH_SECONDS, default 5)."""
-    return max(1, int(getattr(settings, "PORTAL_UI_REFRESH_SECONDS", 5)))
+    """How often open pages refresh their live parts (setting PORTAL_UI_REFRESH_SECONDS)."""
+    return max(1, int(settings.PORTAL_UI_REFRESH_SECONDS))
 
 
 FILTER_PARAMS = ("search", "source", "sync_state", "syncState", "registry_error")

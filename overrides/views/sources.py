@@ -9,11 +9,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
 from overrides import enqueue, services
 from overrides.forms import SourceForm, apply_service_errors
-from overrides.models import ModulePullOverride, ModuleSource
+from overrides.models import ModulePullOverride, ModuleSource, SkippedClusterObject
 
 from .access import SOURCE_ADD, SOURCE_CHANGE, SOURCE_DELETE, require_perm, web_actor
 
@@ -32,7 +33,10 @@ def source_list(request: HttpRequest) -> HttpResponse:
     sources = ModuleSource.objects.annotate(
         override_count=Count("overrides", filter=Q(overrides__deleted_at__isnull=True))
     ).order_by("name")
-    return render(request, "overrides/source_list.html", {"sources": sources})
+    # Admins see what the read-back left out of the portal (overrides.cluster.skips), to fix it in the cluster.
+    skipped = (list(SkippedClusterObject.objects.all()[:200])
+               if request.user.has_perm("overrides.view_skippedclusterobject") else [])
+    return render(request, "overrides/source_list.html", {"sources": sources, "skipped": skipped})
 
 
 def module_rows(source: ModuleSource) -> list[dict]:
@@ -70,6 +74,7 @@ def _form_page(request: HttpRequest, form: SourceForm, source: ModuleSource | No
     return render(request, "overrides/source_form.html", {"form": form, "source": source})
 
 
+@sensitive_post_parameters("new_docker_cfg")
 @require_perm(SOURCE_ADD)
 def source_create(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
@@ -87,6 +92,7 @@ def source_create(request: HttpRequest) -> HttpResponse:
     return _form_page(request, form, None)
 
 
+@sensitive_post_parameters("new_docker_cfg")
 @require_perm(SOURCE_CHANGE)
 def source_edit(request: HttpRequest, name: str) -> HttpResponse:
     source = _editable_source(name)

@@ -7,10 +7,14 @@ Prints what was created, then the token alone on the last line of stdout (so a s
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
-from overrides.models import ApiToken
+from overrides.audit import Actor
+from overrides.models import ApiToken, ChangeContext
+from overrides.tokens import token_create
 
 
 def positive_int(value: str) -> int:
@@ -33,6 +37,7 @@ class Command(BaseCommand):
                             help="Expire after N days (default: never).")
         parser.add_argument("--description", default="", help="What the token is for, e.g. a CI project.")
 
+    @sensitive_variables("plaintext")
     def handle(self, *args, username: str, read_only: bool, expires_days: int | None, description: str, **options):
         user = get_user_model().objects.filter(**{get_user_model().USERNAME_FIELD: username}).first()
         if user is None:
@@ -41,12 +46,12 @@ class Command(BaseCommand):
             raise CommandError(f'User "{username}" is inactive.')
         if len(description) > ApiToken._meta.get_field("description").max_length:
             raise CommandError("The description is too long (at most 200 characters).")
-        plaintext = ApiToken.generate()
-        token = ApiToken(user=user, description=description, write_enabled=not read_only)
-        if expires_days:
-            token.expires_at = timezone.now() + timedelta(days=expires_days)
-        token.set_key(plaintext)
-        token.save()
+        expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
+        try:
+            token, plaintext = token_create(actor=Actor.system(ChangeContext.CLI), owner=user,
+                                            description=description, read_only=read_only, expires_at=expires_at)
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
         expiry = token.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC") if token.expires_at else "never"
         access = "read-only" if read_only else "read and write"
         self.stdout.write(f"Created a {access} API token for {username} (expires: {expiry}). It is shown only "

@@ -1,4 +1,4 @@
-"""Run the web server and the django-q2 cluster together in the foreground; Ctrl-C stops both."""
+"""Run the web server and the django-q2 cluster together in the foreground; Ctrl-C or SIGTERM stops both."""
 
 import os
 import signal
@@ -9,9 +9,50 @@ import time
 from django.core.management.base import BaseCommand
 from django_q.tasks import async_task
 
+# Seconds the web server and django-q2 get to stop on their own (django-q2 waits for busy workers, and the
+# dispatcher task runs for up to a minute); then the qcluster's whole process group is terminated.
+STOP_GRACE = 5.0
+KILL_GRACE = 3.0
+
+
+def stop_process_group(process: subprocess.Popen, grace: float = STOP_GRACE) -> None:
+    """Stop the qcluster and every process it started (sentinel, workers, monitor, pusher).
+
+    The qcluster runs in a process group of its own. SIGTERM to its main process starts django-q2's own
+    shutdown; a worker busy with a long task would keep it waiting, and if the main process dies first its
+    children are orphaned and keep polling. So after `grace` seconds the group gets SIGTERM (django-q2's
+    children die at once on it), and SIGKILL after that; the group is signalled even when the main process has
+    already exited, so nothing it started outlives `serve`. The portal's work is level-triggered: a task cut
+    short is done again by the next dispatcher.
+    """
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, 1.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break  # the group is empty: everything stopped
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _group_alive(process.pid):
+            process.poll()
+            time.sleep(0.05)
+    process.poll()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
 
 class Command(BaseCommand):
-    help = "Run gunicorn and the django-q2 cluster (qcluster) together; stop both on Ctrl-C or when one exits."
+    help = "Run gunicorn and the django-q2 cluster (qcluster) together; stop both on Ctrl-C, SIGTERM or when one exits."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -26,7 +67,9 @@ class Command(BaseCommand):
         ]
         jobs = [python, "manage.py", "qcluster"]
         self.stdout.write(f"MPO Portal on http://{host}:{port}/ (admin at /admin/, API docs at /api/docs/)")
-        procs = [subprocess.Popen(web), subprocess.Popen(jobs)]
+        web_process = subprocess.Popen(web)
+        jobs_process = subprocess.Popen(jobs, process_group=0)
+        procs = [web_process, jobs_process]
         # Start polling now rather than at the watchdog Schedule's first firing (django-q2 looks at Schedules
         # only every ~30 s); the dispatcher's lease makes a second start a no-op.
         async_task("overrides.tasks.run_dispatcher")
@@ -42,15 +85,13 @@ class Command(BaseCommand):
             while not stopping and all(p.poll() is None for p in procs):
                 time.sleep(0.5)
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            for p in procs:
-                try:
-                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            if web_process.poll() is None:
+                web_process.send_signal(signal.SIGTERM)
+            stop_process_group(jobs_process)
+            try:
+                web_process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                web_process.kill()
         if not stopping:
             self.stderr.write("One of the processes exited; stopped the other.")
             sys.exit(1)

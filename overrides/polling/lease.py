@@ -1,21 +1,11 @@
-"""The poller's scheduling machinery: the django-q2 watchdog Schedule and the dispatcher lease.
+"""The dispatcher lease: only one dispatcher claims work at a time, across every qcluster.
 
-django-q2 looks at its Schedules only about every 30 s and a `MINUTES` schedule fires at most once a minute
-(croniter, needed for cron schedules, is not installed), so a Schedule cannot drive 15 s cadences by itself.
-Instead (see `overrides.polling.dispatcher`):
-
-- `WATCHDOG`, a django-q2 Schedule, fires `overrides.tasks.run_dispatcher` every minute. A dispatcher holds the
-  lease, claims due work for about `RUN_FOR` seconds and then enqueues its own successor, which takes the lease
-  over from it without a gap. The watchdog's run finds a live holder and returns at once; it matters only when
-  the chain broke (a worker died, the queue was purged), and then the next minute starts a new one.
-- `LEASE` names a row of our own `overrides.models.Lease` table: `holder` is the holder's token, `expires_at` the
-  lease's expiry, `successor` the token of a successor waiting for it, `state` what one holder hands to the next.
-  Every change is a compare-and-swap `UPDATE`, so two dispatchers never hold it together, and a holder that dies
-  frees it when `LEASE_TTL` passes.
-
-The watchdog is registered by the migration `overrides/0002_poller_schedules`, the lease row by
-`overrides/0003_dispatcher_lease`; `ensure_schedules()` makes both again (the tests call it after a flush; safe
-to call any time), and the lease row is also created on first use when it is missing.
+`LEASE` names a row of our own `overrides.models.Lease` table: `holder` is the holder's token, `expires_at` the
+lease's expiry, `successor` the token of a successor waiting for it, `state` what one holder hands to the next
+(the per-host circuits). Every change is a compare-and-swap `UPDATE`, so two dispatchers never hold it together,
+and a holder that dies frees it when `LEASE_TTL` passes. The row is registered by the migration
+`overrides/0003_dispatcher_lease` and created again on first use when it is missing (a flushed test database).
+Who starts dispatchers (the watchdog Schedule) is `overrides.polling.watchdog`.
 """
 
 from __future__ import annotations
@@ -34,8 +24,6 @@ from overrides.models import Lease
 
 logger = logging.getLogger("overrides.polling.dispatcher")
 
-DISPATCHER_TASK = "overrides.tasks.run_dispatcher"
-WATCHDOG = "mpo-portal: dispatcher watchdog"
 LEASE = "dispatcher"  # the name of the dispatcher's `Lease` row
 LEASE_TTL = timedelta(seconds=5)
 HEARTBEAT = 1.0  # seconds between lease extensions
@@ -43,29 +31,10 @@ HEARTBEAT = 1.0  # seconds between lease extensions
 _FIELDS = ("holder", "expires_at", "successor", "state")
 
 
-def ensure_watchdog(schedule_model=None) -> None:
-    """Create (or repair) the watchdog Schedule. `schedule_model` is the historical model in a migration;
-    django-q2's `Schedule` otherwise."""
-    if schedule_model is None:
-        from django_q.models import Schedule as schedule_model
-    minutes = schedule_model.MINUTES if hasattr(schedule_model, "MINUTES") else "I"
-    schedule_model.objects.update_or_create(
-        name=WATCHDOG,
-        defaults={"func": DISPATCHER_TASK, "schedule_type": minutes, "minutes": 1, "repeats": -1, "args": None,
-                  "kwargs": None},
-    )
-
-
 def ensure_lease(lease_model=None, name: str = LEASE) -> None:
     """Create the lease row unless it exists. `get_or_create` catches the `IntegrityError` of a concurrent creator
     (the name is unique) and reads that one's row instead."""
     (lease_model or Lease).objects.get_or_create(name=name)
-
-
-def ensure_schedules() -> None:
-    """The watchdog Schedule and the lease row (after a test flush, or to repair them)."""
-    ensure_watchdog()
-    ensure_lease()
 
 
 class DispatcherLease:
