@@ -13,6 +13,7 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
+from overrides import verdict as verdicts
 from overrides.models import (
     ChangeAction,
     ChangeContext,
@@ -97,6 +98,11 @@ class ModulePullOverrideFilterSet(django_filters.FilterSet):
     imageTag = django_filters.CharFilter(field_name="image_tag", label="Exact image tag.")  # noqa: N815
     rollback = django_filters.BooleanFilter(field_name="rollback", label="Overrides with (true) or without rollback.")
     syncState, sync_state = _sync_state_filters()  # noqa: N815
+    verdict = django_filters.ChoiceFilter(
+        choices=[(state, state) for state in verdicts.STATES], method="filter_verdict",
+        label="The rollout verdict: running, deploying, pending, download-failed, deploy-failed, blocked, sync-off "
+              "or unknown.",
+    )
     ordering = django_filters.OrderingFilter(
         fields=(("name", "name"), ("source__name", "source"), ("image_tag", "imageTag"), ("sync_state", "syncState"),
                 ("registry_checked_at", "registryCheckedAt"), ("status_updated_at", "statusUpdatedAt"),
@@ -111,6 +117,11 @@ class ModulePullOverrideFilterSet(django_filters.FilterSet):
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return _search(queryset, ("name", "image_tag", "source__name", "status_message"), value)
+
+    def filter_verdict(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        """The verdict is decided in Python (`overrides.verdict`), so the matching rows are picked in one pass."""
+        rows = verdicts.with_verdict_inputs(queryset.select_related(None).order_by())
+        return queryset.filter(pk__in=[o.pk for o in rows if verdicts.override_verdict(o).state == value])
 
 
 class DigestObservationFilterSet(django_filters.FilterSet):

@@ -38,8 +38,13 @@ def digest(value) -> str:
 
 @register.simple_tag
 def status_badge(override) -> str:
+    """The verdict badge (its full reason as the title), then what the portal itself could not do."""
     badge = presentation.override_status(override)
-    return format_html('<span class="badge badge-{}">{}</span>', badge.kind, badge.text)
+    html = format_html('<span class="badge badge-{}" data-verdict="{}" title="{}">{}</span>', badge.kind, badge.kind,
+                       badge.title, badge.text)
+    for notice in presentation.override_notices(override):
+        html += format_html(' <span class="badge badge-{}">{}</span>', notice.kind, notice.text)
+    return html
 
 
 OBJECT_KINDS = {"modulepulloverride": "override", "modulesource": "source"}

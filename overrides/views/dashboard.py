@@ -12,6 +12,7 @@ from django.shortcuts import render
 from overrides.filtersets import ModulePullOverrideFilterSet
 from overrides.forms import OverrideFilterForm
 from overrides.models import ModulePullOverride, ModuleSource
+from overrides.verdict import with_verdict_inputs
 
 PAGE_SIZES = (50, 100, 200)
 DEFAULT_PAGE_SIZE = 100
@@ -22,7 +23,7 @@ def refresh_seconds() -> int:
     return max(1, int(settings.PORTAL_UI_REFRESH_SECONDS))
 
 
-FILTER_PARAMS = ("search", "source", "sync_state", "syncState", "registry_error")
+FILTER_PARAMS = ("search", "source", "sync_state", "syncState", "verdict", "registry_error")
 
 
 def filter_overrides(params, queryset: QuerySet) -> QuerySet:
@@ -46,7 +47,8 @@ def _dashboard_context(request: HttpRequest) -> dict:
     """Everything both the page and its refreshing fragment show; a constant number of queries per page."""
     source_names = list(ModuleSource.objects.values_list("name", flat=True))
     form = OverrideFilterForm(request.GET or None, source_names=source_names)
-    queryset = filter_overrides(request.GET, ModulePullOverride.objects.select_related("source").order_by("name"))
+    queryset = filter_overrides(request.GET, with_verdict_inputs(
+        ModulePullOverride.objects.select_related("source").order_by("name")))
     paginator = Paginator(queryset, _page_size(request))
     page = paginator.get_page(request.GET.get("page"))
     query = request.GET.copy()

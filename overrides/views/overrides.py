@@ -18,7 +18,8 @@ from overrides import services
 from overrides.cluster.state import cluster_enabled
 from overrides.forms import OverrideForm, apply_service_errors
 from overrides.models import DigestObservation, DigestOrigin, ModulePullOverride, ModuleSource, ObjectChange
-from overrides.presentation import digest_timeline, override_status
+from overrides.presentation import digest_timeline, override_notices, override_status, with_module_outcomes
+from overrides.verdict import cluster_module_of, with_verdict_inputs
 
 from .access import OVERRIDE_ADD, OVERRIDE_CHANGE, OVERRIDE_DELETE, require_perm, web_actor
 from .dashboard import refresh_seconds
@@ -101,19 +102,25 @@ def _timeline_context(request: HttpRequest, override: ModulePullOverride) -> dic
     # Cluster observations are written only when the running digest changes, so a window holds few of them;
     # the cap only bounds a pathological history.
     cluster_rows = list(cluster.order_by("-observed_at", "-id")[: TIMELINE_PAGE * 4])
+    module = history.filter(origin=DigestOrigin.MODULE)
+    if older is not None:
+        module = module.filter(observed_at__gt=older.observed_at)
+    module_rows = list(module.order_by("-observed_at", "-id")[: TIMELINE_PAGE * 8])
     return {
-        "timeline": digest_timeline(page.items, cluster_rows, older, newer),
+        "timeline": with_module_outcomes(digest_timeline(page.items, cluster_rows, older, newer), module_rows),
         "timeline_page": page,
     }
 
 
 def _live_context(request: HttpRequest, override: ModulePullOverride) -> dict:
-    return {"override": override, "badge": override_status(override), **_timeline_context(request, override)}
+    return {"override": override, "badge": override_status(override), "notices": override_notices(override),
+            "module": cluster_module_of(override), **_timeline_context(request, override)}
 
 
 @login_required
 def override_detail(request: HttpRequest, name: str) -> HttpResponse:
-    override = get_object_or_404(ModulePullOverride.all_objects.select_related("source"), name=name)
+    override = get_object_or_404(with_verdict_inputs(ModulePullOverride.all_objects.select_related("source")),
+                                 name=name)
     changes = list(ObjectChange.objects.filter(object_type="modulepulloverride", object_id=override.pk)
                    .order_by("-time", "-id")[: RECENT_CHANGES + 1])
     manifest, manifest_origin = applied_manifest(override)
@@ -132,7 +139,8 @@ def override_detail(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 def override_live(request: HttpRequest, name: str) -> HttpResponse:
     """Status and the digest timeline alone, fetched by the override page every few seconds."""
-    override = get_object_or_404(ModulePullOverride.all_objects.select_related("source"), name=name)
+    override = get_object_or_404(with_verdict_inputs(ModulePullOverride.all_objects.select_related("source")),
+                                 name=name)
     response = render(request, "overrides/_override_live.html", _live_context(request, override))
     response["Cache-Control"] = "no-store"
     return response
