@@ -27,7 +27,7 @@ def override_status(override) -> StatusBadge:
     from overrides.verdict import override_verdict
 
     if override.deleted_at is not None:
-        return StatusBadge("deleted", "deleted")
+        return StatusBadge("deleted", "deleted", "The override was deleted; its history is kept.")
     verdict = override_verdict(override)
     return StatusBadge(verdict.state, verdict.summary, verdict.reason)
 

@@ -76,7 +76,7 @@ def message_verdict(message: str) -> str | None:
 
 def cluster_module_of(override) -> ClusterModule | None:
     try:
-        return override.cluster_module
+        return getattr(override, "cluster_module", None)
     except ClusterModule.DoesNotExist:
         return None
 

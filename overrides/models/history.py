@@ -27,8 +27,9 @@ class DigestObservation(models.Model):
     observed_at = models.DateTimeField(db_index=True)
     # When the portal renewed the override for this (registry) digest, so the cluster pulled it at once.
     renewed_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=10, blank=True, default="", help_text="module origin: ready or failed.")
-    reason = models.TextField(blank=True, default="", help_text="module origin, failed: the cluster's reason.")
+    outcome = models.CharField(max_length=10, blank=True, default="", db_default="",
+                               help_text="module origin: ready or failed.")
+    reason = models.TextField(blank=True, default="", db_default="", help_text="module origin, failed: the reason.")
 
     class Meta:
         ordering = ["-observed_at", "-id"]
