@@ -127,7 +127,8 @@ class ModulePullOverrideFilterSet(django_filters.FilterSet):
 class DigestObservationFilterSet(django_filters.FilterSet):
     origin = django_filters.ChoiceFilter(
         field_name="origin", choices=DigestOrigin.choices,
-        label="registry (the portal's own checks) or cluster (what the controller reported running).",
+        label="registry (the portal's own checks), cluster (what the controller reported running) or module (the "
+              "module became Ready on the digest, or failed on it).",
     )
     digest = django_filters.CharFilter(field_name="digest", label="Exact digest, e.g. sha256:….")
     since = UtcDateTimeFilter(field_name="observed_at", lookup_expr="gte",

@@ -230,8 +230,12 @@ class DigestObservationSerializer(serializers.Serializer):
                                            help_text="The digest seen before it from the same origin (empty: first).")
     imageRef = serializers.CharField(source="image_ref", read_only=True, help_text="The image reference checked.")
     origin = serializers.CharField(read_only=True, help_text="registry: the portal's check; cluster: the controller "
-                                                             "reported running it.")
+                                                             "reported running it; module: the Module's outcome on "
+                                                             "it.")
     observedAt = serializers.DateTimeField(source="observed_at", read_only=True, help_text="When it was seen (UTC).")
+    outcome = serializers.CharField(read_only=True, help_text="origin module: ready (the module became Ready on the "
+                                                              "digest) or failed; empty for the other origins.")
+    reason = serializers.CharField(read_only=True, help_text="origin module, outcome failed: the cluster's reason.")
     renewedAt = serializers.DateTimeField(source="renewed_at", read_only=True, allow_null=True,
                                           help_text="registry origin: when the portal renewed the override for this "
                                                     "digest so the cluster pulled it at once (null: it did not).")
