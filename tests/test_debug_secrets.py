@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.debug import ExceptionReporter
 
 from overrides import services
-from tests.fixtures.core import docker_cfg_for
+from tests.registries.credentials import make_docker_cfg as docker_cfg_for
 from tests.test_api_support import *
 
 pytestmark = pytest.mark.django_db
