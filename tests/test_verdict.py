@@ -212,6 +212,7 @@ def test_a_module_of_unknown_shape_never_runs(cluster_settings, client, admin_us
     module_v1alpha1(emu, "Ready", "True")
     with emu.store.lock:
         emu.store.objects["modules"]["echo"]["status"] = {"phase": {"new": "shape"}, "conditions": [None, 3]}
+        emu.store.objects["modules"]["echo"]["metadata"]["resourceVersion"] = "999999"
     sync.read_back()
     result = verdict()
     assert result.state == "unknown" and "status.phase is not a string" in result.reason

@@ -15,7 +15,9 @@ clock); v1beta1's runtime hash equals the digest. Each outcome adds one `DigestO
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -176,23 +178,39 @@ def parse_module_config(cr: dict[str, Any] | None) -> tuple[str, bool | None]:
     return _text(status.get("message")), enabled if isinstance(enabled, bool) else None
 
 
-def list_modules() -> tuple[str, dict[str, dict[str, Any]], dict[str, dict[str, Any]], str]:
-    """(Module version, Modules by name, ModuleConfigs by name, why Modules could not be read)."""
-    def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return {str(i["metadata"]["name"]): i for i in items
-                if isinstance(i.get("metadata"), dict) and isinstance(i["metadata"].get("name"), str)}
+def _by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {str(i["metadata"]["name"]): i for i in items
+            if isinstance(i.get("metadata"), dict) and isinstance(i["metadata"].get("name"), str)}
 
+
+def _list_configs() -> dict[str, dict[str, Any]]:
     try:
-        version = cluster.module_version()
-        modules = by_name(cluster.list_objects(MODULE, version))
-    except ClusterError as exc:
-        return "", {}, {}, f"The portal cannot read the cluster's Modules: {exc.message}"
-    try:
-        configs = by_name(cluster.list_objects(MODULE_CONFIG, cluster.MC_VERSION))
+        return _by_name(cluster.list_objects(MODULE_CONFIG, cluster.MC_VERSION))
     except ClusterError as exc:
         logger.warning("ModuleConfigs not read: %s", exc.message)
-        configs = {}
-    return version, modules, configs, ""
+        return {}
+
+
+def list_modules() -> tuple[str, dict[str, dict[str, Any]], dict[str, dict[str, Any]], str]:
+    """(Module version, Modules by name, ModuleConfigs by name, why Modules could not be read); the two lists
+    travel at once."""
+    configs = _config_lister.submit(_list_configs)
+    try:
+        version = cluster.module_version()
+        modules = _by_name(cluster.list_objects(MODULE, version))
+    except ClusterError as exc:
+        configs.cancel()
+        return "", {}, {}, f"The portal cannot read the cluster's Modules: {exc.message}"
+    return version, modules, configs.result(), ""
+
+
+_lister = ThreadPoolExecutor(max_workers=2, thread_name_prefix="module-list")
+_config_lister = ThreadPoolExecutor(max_workers=2, thread_name_prefix="moduleconfig-list")
+
+
+def start_listing() -> Future:
+    """`list_modules()` in a background thread (it touches no database), for the read-back to overlap."""
+    return _lister.submit(list_modules)
 
 
 def _fresh(view: ModuleView, row: ClusterModule) -> bool:
@@ -240,17 +258,39 @@ def _values(override: ModulePullOverride, row: ClusterModule, view: ModuleView |
     return new
 
 
-def mirror_modules(now: datetime | None = None) -> tuple[str, int, list[str]]:
-    """Mirror the Modules and ModuleConfigs of every live override: (Module version, rows written, outcomes)."""
-    overrides = list(ModulePullOverride.objects.select_related("cluster_module", "source"))
-    if not overrides:
+def _observed(version: str, module: dict[str, Any] | None, config: dict[str, Any] | None, digest: str,
+              message: str, missing: str) -> str:
+    """A short fingerprint of a row's inputs: the objects' resourceVersions, the MPO's digest and message."""
+    def rv(cr: dict[str, Any] | None) -> str:
+        return str((cr or {}).get("metadata", {}).get("resourceVersion") or "-")[:40]
+
+    text = hashlib.blake2b(f"{message}\0{missing}".encode(), digest_size=8).hexdigest()
+    return f"{version}|{rv(module)}|{rv(config)}|{digest[-16:]}|{text}"
+
+
+def mirror_modules(now: datetime | None = None, listing: Future | None = None) -> tuple[str, int, list[str]]:
+    """Mirror the Modules and ModuleConfigs of every live override: (Module version, rows written, outcomes).
+
+    `listing` is a `start_listing()` already under way. Rows whose inputs did not change since the last pass
+    (`ClusterModule.observed`) are not loaded at all.
+    """
+    live = list(ModulePullOverride.objects.values_list("pk", "name", "status_image_digest", "status_message"))
+    if not live:
         return "", 0, []
     now = now or timezone.now()
-    version, modules, configs, missing = list_modules()
+    version, modules, configs, missing = listing.result() if listing is not None else list_modules()
+    known = dict(ClusterModule.objects.values_list("override_id", "observed"))
+    todo: dict[int, str] = {}
+    for pk, name, digest, message in live:
+        observed = _observed(version, modules.get(name), configs.get(name), digest, message, missing)
+        if known.get(pk) != observed:
+            todo[pk] = observed
+    if not todo:
+        return version, 0, []
     created: list[ClusterModule] = []
     changed: dict[str, list[ClusterModule]] = {}
     observations: list[DigestObservation] = []
-    for override in overrides:
+    for override in ModulePullOverride.objects.select_related("cluster_module", "source").filter(pk__in=list(todo)):
         try:
             row = override.cluster_module
         except ClusterModule.DoesNotExist:
@@ -259,9 +299,7 @@ def mirror_modules(now: datetime | None = None) -> tuple[str, int, list[str]]:
         view = parse_module(cr, version) if cr is not None else None
         why = missing or f"The cluster has no Module {override.name} (yet)."
         new = _values(override, row, view, parse_module_config(configs.get(override.name)), why, now)
-        if not new and row.pk:
-            continue
-        row.read_at = now
+        row.read_at, row.observed = now, todo[override.pk]
         if row.pk is None:
             created.append(row)
         else:
@@ -274,7 +312,8 @@ def mirror_modules(now: datetime | None = None) -> tuple[str, int, list[str]]:
     with transaction.atomic():
         ClusterModule.objects.bulk_create(created, batch_size=500)
         for fields, rows in changed.items():
-            ClusterModule.objects.bulk_update(rows, [*fields.split(","), "read_at"], batch_size=500)
+            ClusterModule.objects.bulk_update(rows, [*filter(None, fields.split(",")), "read_at", "observed"],
+                                              batch_size=500)
         DigestObservation.objects.bulk_create(observations, batch_size=500)
     outcomes = [f"{o.override.name}@{o.digest} {o.outcome}" for o in observations]
     return version, len(created) + sum(len(rows) for rows in changed.values()), outcomes

@@ -106,9 +106,11 @@ def read_back() -> ReadBackSummary:
     except ClusterError as exc:
         return ReadBackSummary(ok=False, error=exc.message, server=summary.server)
     summary.sources_seen, summary.overrides_seen = len(sources), len(overrides)
+    modules = cluster_modules.start_listing()  # the Module lists travel while the MPOs are brought in line
     _read_sources(sources, started, summary)
     _read_overrides(overrides, started, summary)
-    summary.module_version, summary.modules_updated, summary.module_outcomes = cluster_modules.mirror_modules()
+    summary.module_version, summary.modules_updated, summary.module_outcomes = cluster_modules.mirror_modules(
+        listing=modules)
     skips.record_skips(summary.skipped_objects)
     return summary
 

@@ -60,6 +60,9 @@ class ClusterModule(models.Model):
     failed_at = models.DateTimeField(null=True, blank=True)
     failure = models.TextField(blank=True, default="")
     read_at = models.DateTimeField(null=True, blank=True, help_text="The read-back that last wrote this row.")
+    observed = models.CharField(max_length=200, blank=True, default="",
+                                help_text="What the row was computed from (resourceVersions, digest, message): an "
+                                          "unchanged value lets a read-back skip the row.")
 
     class Meta:
         verbose_name = "cluster module"
