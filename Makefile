@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
-APT_PACKAGES := docker-registry apache2-utils skopeo chromium chromium-driver
+APT_PACKAGES := docker-registry apache2-utils skopeo chromium chromium-driver redis-server
 
-.PHONY: run dev-keys test test-postgres venv test-deps system-deps lint bench clean
+.PHONY: run dev-keys test test-postgres image image-test venv test-deps system-deps lint bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,17 @@ test-postgres: test-deps
 	@dpkg -s postgresql >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }
 	tests/scripts/with-postgres $(PY) -m pytest $(PYTEST_ARGS)
+
+## image: the container image (Containerfile) as $(IMAGE); BASE=... to build on a base other than a local mmdebstrap one
+IMAGE ?= localhost/mpo-portal:latest
+image:
+	IMAGE=$(IMAGE) BASE=$(BASE) container/build-image
+
+## image-test: the image's roles (migrate, web, worker, probe) on a real PostgreSQL, Redis and registry
+image-test: image test-deps
+	@dpkg -s postgresql >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }
+	IMAGE=$(IMAGE) tests/scripts/with-postgres $(PY) tests/scripts/image-test
 
 lint: test-deps
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,7 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -18,6 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 
 from overrides import services
 from overrides.audit import Actor
+from overrides.forms import apply_service_errors
 from overrides.models import (
     ApiToken,
     ChangeContext,
@@ -36,7 +38,41 @@ def _actor(request) -> Actor:
 
 
 class ServiceAdmin(admin.ModelAdmin):
-    """Routes save and delete through the service layer and shows its refusals as messages."""
+    """Routes save and delete through the service layer.
+
+    The service call is the form's last validation step (`get_form`): a refused add or change stays on the form
+    with the service's words next to the field, and nothing is saved, since Django's "added"/"changed" path only
+    runs for a valid form. `save_model` then only hands Django the row the service saved. A refused delete is
+    shown as a message.
+    """
+
+    service_error_fields: dict[str, str] = {}  # service (model) field name -> the form field showing its error
+
+    def service_save(self, request, obj, data: dict, change: bool):
+        raise NotImplementedError
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        base = super().get_form(request, obj, change, **kwargs)
+        model_admin = self
+
+        class ServiceForm(base):
+            saved = None
+
+            def _post_clean(self):
+                super()._post_clean()
+                if self.errors:
+                    return
+                try:
+                    with transaction.atomic():
+                        self.saved = model_admin.service_save(request, self.instance, self.cleaned_data, change)
+                except ValidationError as exc:
+                    apply_service_errors(self, exc, model_admin.service_error_fields)
+
+        ServiceForm.__name__ = base.__name__
+        return ServiceForm
+
+    def save_model(self, request, obj, form, change):
+        obj.pk = form.saved.pk
 
     def get_queryset(self, request):
         return self.model.all_objects.all()
@@ -118,20 +154,15 @@ class ModuleSourceAdmin(ServiceAdmin):
         fields = super().get_readonly_fields(request, obj)
         return ("name", *fields) if obj is not None else fields
 
+    service_error_fields = {"docker_cfg": "new_docker_cfg"}
+
     @sensitive_variables("data", "secret")
-    def save_model(self, request, obj, form, change):
-        data = form.cleaned_data
+    def service_save(self, request, obj, data, change):
         secret = data.get("new_docker_cfg") or ("" if data.get("clear_docker_cfg") else None)
         fields = {f: data[f] for f in ("repo", "scheme", "ca", "release_channel") if f in data}
-        try:
-            if change:
-                saved = services.source_update(actor=_actor(request), source=obj, docker_cfg=secret, **fields)
-            else:
-                saved = services.source_create(actor=_actor(request), name=data["name"], docker_cfg=secret or "",
-                                               **fields)
-            obj.pk = saved.pk
-        except ValidationError as exc:
-            self.message_user(request, " ".join(exc.messages), level=messages.ERROR)
+        if change:
+            return services.source_update(actor=_actor(request), source=obj, docker_cfg=secret, **fields)
+        return services.source_create(actor=_actor(request), name=data["name"], docker_cfg=secret or "", **fields)
 
     def service_delete(self, *, actor, obj):
         services.source_delete(actor=actor, source=obj)
@@ -146,16 +177,6 @@ class ModulePullOverrideForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "source" in self.fields:
             self.fields["source"].queryset = ModuleSource.objects.all()
-
-    def clean(self):
-        cleaned = super().clean()
-        name = cleaned.get("name") or self.instance.name
-        if name and cleaned.get("source"):
-            try:
-                services.check_module_offered(name, cleaned["source"])
-            except ValidationError as exc:
-                self.add_error("name" if "name" in self.fields else None, exc.messages)
-        return cleaned
 
 
 @admin.register(ModulePullOverride)
@@ -198,17 +219,11 @@ class ModulePullOverrideAdmin(ServiceAdmin):
                  + f"?object_type=modulepulloverride&object_id={obj.pk}")
         return format_html('<a href="{}">Digest history</a> · <a href="{}">Audit records</a>', digests, audit)
 
-    def save_model(self, request, obj, form, change):
-        data = form.cleaned_data
+    def service_save(self, request, obj, data, change):
         fields = {f: data[f] for f in ("source", "image_tag", "scan_interval", "rollback", "auto_renew") if f in data}
-        try:
-            if change:
-                saved = services.override_update(actor=_actor(request), override=obj, **fields)
-            else:
-                saved = services.override_create(actor=_actor(request), name=data["name"], **fields)
-            obj.pk = saved.pk
-        except ValidationError as exc:
-            self.message_user(request, " ".join(exc.messages), level=messages.ERROR)
+        if change:
+            return services.override_update(actor=_actor(request), override=obj, **fields)
+        return services.override_create(actor=_actor(request), name=data["name"], **fields)
 
     def service_delete(self, *, actor, obj):
         services.override_delete(actor=actor, override=obj)

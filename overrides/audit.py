@@ -11,6 +11,11 @@ from django.contrib.auth.models import AnonymousUser
 from overrides.models import ChangeContext, ModulePullOverride, ModuleSource, ObjectChange
 
 SECRET_MASK = "***"
+SECRET_REPLACED = f"{SECRET_MASK} (replaced)"
+# Snapshot keys (flattened) in the order the CR lists them: summaries and diffs follow it, since JSON columns do not
+# keep key order on every database (jsonb sorts). `snapshot()` builds its dicts in this order too.
+FIELD_ORDER = ("name", "source", "imageTag", "scanInterval", "rollback", "autoRenew", "registry.repo",
+               "registry.scheme", "registry.dockerCfg", "registry.ca", "releaseChannel", "deleted")
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,20 @@ def snapshot(obj) -> dict[str, Any]:
             "deleted": obj.deleted_at is not None,
         }
     raise TypeError(f"no audit snapshot for {type(obj).__name__}")
+
+
+def source_change_after(source: ModuleSource, before: dict[str, Any], old_docker_cfg: str) -> dict[str, Any]:
+    """The after-snapshot of a source change. When the credential was replaced by another and nothing else
+    changed, the masks are equal: say that it was replaced, without showing either."""
+    after = snapshot(source)
+    if source.docker_cfg != old_docker_cfg and after == before:
+        after = {**after, "registry": {**after["registry"], "dockerCfg": SECRET_REPLACED}}
+    return after
+
+
+def in_field_order(keys) -> list[str]:
+    """Flattened snapshot keys in `FIELD_ORDER` (unknown keys last, alphabetically)."""
+    return sorted(keys, key=lambda k: (FIELD_ORDER.index(k) if k in FIELD_ORDER else len(FIELD_ORDER), k))
 
 
 def record_change(

@@ -11,7 +11,8 @@ from overrides.models import ModulePullOverride
 
 
 def _enqueue_after_commit(func: str, *args, group: str) -> None:
-    transaction.on_commit(lambda: async_task(func, *args, group=group))
+    # robust: a broker outage after the commit is logged, not a 500 for a change that is saved (the sweeps enqueue it)
+    transaction.on_commit(lambda: async_task(func, *args, group=group), robust=True)
 
 
 def enqueue_apply(obj) -> None:

@@ -35,11 +35,12 @@ class PortalForm(forms.Form):
         super().__init__(*args, **kwargs)
 
 
-def _text(label: str, *, required: bool = True, datalist: str = "", help_text: str = "", **attrs) -> forms.CharField:
+def _text(label: str, *, required: bool = True, datalist: str = "", help_text: str = "", max_length: int | None = None,
+          **attrs) -> forms.CharField:
     widget_attrs = {"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none", **attrs}
     if datalist:
         widget_attrs["list"] = datalist
-    return forms.CharField(label=label, required=required, help_text=help_text, strip=True,
+    return forms.CharField(label=label, required=required, help_text=help_text, strip=True, max_length=max_length,
                            widget=forms.TextInput(attrs=widget_attrs))
 
 
@@ -57,7 +58,7 @@ class OverrideForm(PortalForm):
                            "source offers).")
     image_tag = _text("Image tag", datalist="tag-suggestions",
                       help_text="The tag of the module image in the registry, e.g. main or pr333.")
-    scan_interval = _text("Scan interval", required=False,
+    scan_interval = _text("Scan interval", required=False, max_length=32,
                           help_text="How often Deckhouse checks the tag for a new image: e.g. 15s, 1m30s, 2h.",
                           placeholder=DEFAULT_SCAN_INTERVAL)
     rollback = forms.BooleanField(

@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from overrides import enqueue
-from overrides.audit import Actor, record_change, snapshot
-from overrides.cluster.state import cluster_enabled
+from overrides.audit import Actor, record_change, snapshot, source_change_after
+from overrides.cluster.state import SYNC_OFF_MESSAGE, cluster_enabled
 from overrides.models import ChangeAction, ModulePullOverride, ModuleSource, SyncState
 from overrides.validators import DEFAULT_SCAN_INTERVAL
 
@@ -26,12 +26,11 @@ OVERRIDE_FIELDS = ("source", "image_tag", "scan_interval", "rollback", "auto_ren
 PORTAL_ONLY_KEYS = ("autoRenew",)
 SOURCE_FIELDS = ("repo", "scheme", "docker_cfg", "ca", "release_channel")
 APPLY_TASK_GRACE = timedelta(seconds=30)
-SYNC_OFF_MESSAGE = "Cluster sync is off: no cluster is configured (set KUBECONFIG), or PORTAL_CLUSTER=off."
 
 
 def mark_desired_state_changed(obj) -> None:
     """A new desired state: bump its version and queue it for the cluster (or say that sync is off)."""
-    obj.spec_version = (obj.spec_version or 0) + 1 if obj.pk else 1
+    obj.bump_spec_version()
     obj.sync_attempts = 0
     if cluster_enabled():
         obj.sync_state = SyncState.PENDING
@@ -123,10 +122,7 @@ def source_update(*, actor: Actor, source: ModuleSource, message: str = "", **ch
         enqueue.enqueue_discovery(source.pk)
     mark_desired_state_changed(source)
     source.save()
-    after = snapshot(source)
-    if source.docker_cfg != old_secret and after == before:
-        # The credential was replaced by another: the masks are equal, so say what changed without showing it.
-        after = {**after, "registry": {**after["registry"], "dockerCfg": "*** (replaced)"}}
+    after = source_change_after(source, before, old_secret)
     record_change(actor=actor, action=ChangeAction.UPDATE, obj=source, before=before, after=after, message=message)
     _after_commit_apply(source)
     return source
@@ -200,7 +196,7 @@ def override_create(
     override.renew_requested_at, override.renew_force = None, False
     _full_clean(override)
     check_module_offered(name, source)
-    _reset_registry_view(override)
+    override.reset_registry_view()
     mark_desired_state_changed(override)
     override.save()
     record_change(actor=actor, action=ChangeAction.CREATE, obj=override, before=None, after=snapshot(override),
@@ -208,13 +204,6 @@ def override_create(
     _after_commit_apply(override)
     enqueue.enqueue_check(override.pk)
     return override
-
-
-def _reset_registry_view(override: ModulePullOverride) -> None:
-    """A new image reference: check it at once, forget the old one's error and backoff."""
-    override.next_check_at = timezone.now()
-    override.registry_error = ""
-    override.check_failures = 0
 
 
 @transaction.atomic
@@ -240,7 +229,7 @@ def override_update(
         return override
     if (override.source_id, override.image_tag) != old_ref:
         check_module_offered(override.name, override.source)
-        _reset_registry_view(override)
+        override.reset_registry_view()
         enqueue.enqueue_check(override.pk)
     elif before["scanInterval"] != after["scanInterval"]:
         override.next_check_at = timezone.now()

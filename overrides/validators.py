@@ -19,6 +19,9 @@ REPO_RE = re.compile(r"^[A-Za-z0-9.-]+(?::\d+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-
 DEFAULT_SCAN_INTERVAL = "15s"
 # Far beyond any useful interval, and small enough that next-check arithmetic never overflows a datetime.
 MAX_SCAN_INTERVAL = timedelta(days=366)
+# Digits of one unit that can still be within MAX_SCAN_INTERVAL (31,622,400 s): more are too long before int()
+# sees them (Python refuses to convert more than 4300 digits with a ValueError, not a validation error).
+_MAX_UNIT_DIGITS = 9
 
 
 def validate_module_name(value: str) -> None:
@@ -64,26 +67,29 @@ def validate_image_tag(value: str) -> None:
 
 
 def parse_scan_interval(value: str) -> timedelta:
-    """The one parser of scanInterval (`15s`, `1m30s`, `2h`), as Deckhouse reads it; at least 1s."""
+    """The one parser of scanInterval (`15s`, `1m30s`, `2h`), as Deckhouse reads it; at least 1s, at most a year.
+    Any string gives an interval or a ValidationError, whatever its length."""
     match = SCAN_INTERVAL_RE.match(value or "")
+    shown = value if len(value or "") <= 40 else f"{value[:20]}…({len(value)} characters)"
     if not value or not match:
         raise ValidationError(
-            f'"{value}" is not a valid scan interval: use hours, minutes and seconds in that order, '
+            f'"{shown}" is not a valid scan interval: use hours, minutes and seconds in that order, '
             "for example 15s, 1m30s or 2h.",
             code="invalid",
         )
-    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    try:
-        interval = timedelta(hours=hours, minutes=minutes, seconds=seconds)
-    except OverflowError:
+    units = [g.lstrip("0") if g else "" for g in match.groups()]
+    if any(len(unit) > _MAX_UNIT_DIGITS for unit in units):
         interval = MAX_SCAN_INTERVAL * 2
+    else:
+        hours, minutes, seconds = (int(unit or "0") for unit in units)
+        interval = timedelta(hours=hours, minutes=minutes, seconds=seconds)
     if interval > MAX_SCAN_INTERVAL:
         raise ValidationError(
-            f'Scan interval "{value}" is longer than a year; use a shorter one, for example 24h.', code="too_long"
+            f'Scan interval "{shown}" is longer than a year; use a shorter one, for example 24h.', code="too_long"
         )
     if interval < timedelta(seconds=1):
         raise ValidationError(
-            f'Scan interval "{value}" is zero: Deckhouse would stop checking the registry. Use at least 1s.',
+            f'Scan interval "{shown}" is zero: Deckhouse would stop checking the registry. Use at least 1s.',
             code="too_short",
         )
     return interval

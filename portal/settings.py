@@ -8,6 +8,7 @@ PORTAL_PRODUCTION=1 it refuses to start unless real keys are given.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -68,12 +69,15 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "overrides",
     "registry",
 ]
 
 MIDDLEWARE = [
+    "portal.health.HealthProbeMiddleware",  # first: probes come to the pod IP, not an allowed host
     "portal.middleware.RequestIDMiddleware",
+    "portal.health.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -82,6 +86,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into portal.login_throttle's answer
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -103,19 +108,6 @@ TEMPLATES = [
     },
 ]
 
-def _private_sqlite_files(path: Path) -> None:
-    """The SQLite database holds session keys: mode 0600 like the key files. SQLite creates its -wal and -shm
-    files with the database file's mode, so creating the file 0600 up front covers them; existing ones are
-    narrowed."""
-    if not path.name or str(path) == ":memory:":
-        return
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if existing.exists() and existing.stat().st_mode & 0o077:
-            existing.chmod(0o600)
-
-
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"), conn_max_age=60
@@ -129,7 +121,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    _private_sqlite_files(Path(DATABASES["default"]["NAME"]))
     # A file, not memory, so that a qcluster or server process started by a test shares the test database
     # (pass it on as DATABASE_URL); one per pytest process, so parallel runs never share one.
     DATABASES["default"]["TEST"] = {
@@ -149,10 +140,25 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# The image collects static files at build time outside the (possibly read-only or mounted) var directory.
+STATIC_ROOT = Path(os.environ.get("PORTAL_STATIC_ROOT", VAR_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve straight from static/ as well, so tests and a fresh checkout work before collectstatic.
 WHITENOISE_USE_FINDERS = True
+# --- sign-in throttling (django-axes, see portal/login_throttle.py) -------------------------------------
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = int(os.environ.get("PORTAL_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(seconds=int(os.environ.get("PORTAL_LOGIN_LOCKOUT_SECONDS", "300")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each counted on its own: one user, one address
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "portal.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "portal.login_throttle.client_ip"
+AXES_SENSITIVE_PARAMETERS: list[str] = []  # log who and from where (the password is always masked)
+AXES_VERBOSE = False  # no start-up banner on every command; failed logins are still logged
+# Proxies in front of the portal whose X-Forwarded-For is trusted (0: the peer address is the client).
+PORTAL_NUM_PROXIES = int(os.environ.get("PORTAL_NUM_PROXIES", "0"))
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -213,6 +219,14 @@ if os.environ.get("PORTAL_REDIS_URL"):
     Q_CLUSTER["redis"] = os.environ["PORTAL_REDIS_URL"]
 else:
     Q_CLUSTER["orm"] = "default"
+    # The ORM broker keeps the clusters' status in a Django cache: a file one, so that the worker's liveness
+    # probe (`manage.py worker_alive`, another process) sees it. Redis keeps it in Redis.
+    Q_CLUSTER["cache"] = "qcluster-status"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "qcluster-status": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                        "LOCATION": str(VAR_DIR / "qcluster-status")},
+}
 if _env_bool("PORTAL_Q_SYNC"):
     Q_CLUSTER["sync"] = True
 
@@ -233,6 +247,15 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "overrides.api.exceptions.exception_handler",
+    # Requests per token (or session user) and per address without credentials; failed tokens per address.
+    "DEFAULT_THROTTLE_CLASSES": ["overrides.api.throttles.TokenRateThrottle",
+                                 "overrides.api.throttles.AnonymousRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": os.environ.get("PORTAL_API_TOKEN_RATE", "1200/min"),
+        "anon": os.environ.get("PORTAL_API_ANON_RATE", "60/min"),
+        "bad_token": os.environ.get("PORTAL_API_BAD_TOKEN_RATE", "20/min"),
+    },
+    "NUM_PROXIES": PORTAL_NUM_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "MPO Portal API",

@@ -30,12 +30,17 @@ from portal.json_input import parse_json
 from .errors import DockerCfgError, ErrorKind
 
 
-def registry_host(repo: str) -> str:
-    """host[:port] of a repository written without scheme, e.g. `registry.example.com:5000/deckhouse/modules`.
+def split_repo(repo: str) -> tuple[str, str]:
+    """(host[:port], path) of a repository written without scheme, e.g. `registry.example.com:5000/deckhouse/modules`
+    -> ("registry.example.com:5000", "deckhouse/modules"). The one parser of repositories: a scheme typed by mistake
+    and a trailing slash are ignored; the host is lower-cased (host names are case-insensitive), the path is not."""
+    host, _, path = repo.strip().split("://", 1)[-1].rstrip("/").partition("/")
+    return host.lower(), path
 
-    A scheme typed by mistake is ignored; the host is lower-cased (host names are case-insensitive).
-    """
-    return repo.strip().split("://", 1)[-1].split("/", 1)[0].lower()
+
+def registry_host(repo: str) -> str:
+    """host[:port] of a repository (see `split_repo`)."""
+    return split_repo(repo)[0]
 
 
 def _b64decode(value: str) -> bytes:

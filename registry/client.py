@@ -70,7 +70,8 @@ DEFAULT_PAGE_SIZE = 1000  # what go-containerregistry (Deckhouse's client) asks 
 # Distribution's grammar: a path component, and a tag.
 _COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]{32,}$")
+# An OCI content digest (algorithm:encoded), the one pattern the portal checks digests with.
+DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]{32,}$")
 
 R = TypeVar("R")
 
@@ -121,14 +122,14 @@ def _resolve(target: Target, module: str, tag: str, timeout: tuple[float, float]
     response.close()
     if response.status_code == 200:
         digest = response.headers.get("Docker-Content-Digest", "").strip()
-        if _DIGEST_RE.match(digest):
+        if DIGEST_RE.match(digest):
             return digest
         # A registry that leaves the header out of HEAD: read the manifest (not the image) and hash it.
         response = request(target, "GET", url, repo_path, headers, timeout, stream=True)
         if response.status_code == 200:
             digest = response.headers.get("Docker-Content-Digest", "").strip()
             body = read_body(response, timeout, target.what)
-            return digest if _DIGEST_RE.match(digest) else "sha256:" + hashlib.sha256(body).hexdigest()
+            return digest if DIGEST_RE.match(digest) else "sha256:" + hashlib.sha256(body).hexdigest()
     if response.status_code == 404:
         raise _not_found(target, module, tag, repo_path, reference, timeout)
     raise status_error(response, target.what, target, error_codes(response, timeout, target), reference)

@@ -26,7 +26,7 @@ from requests.adapters import HTTPAdapter
 
 from portal.json_input import parse_json
 
-from .auth import Challenge, Credentials, Token, TokenCache, credentials_for, parse_challenges, registry_host
+from .auth import Challenge, Credentials, Token, TokenCache, credentials_for, parse_challenges, split_repo
 from .errors import ErrorKind, RegistryError
 from .failures import auth_error, connection_error, status_error, tls_error
 
@@ -256,8 +256,7 @@ def target_for(source) -> Target:
     name = str(getattr(source, "name", "") or repo)
     if "://" in repo:
         repo = repo.split("://", 1)[1]
-    host = registry_host(repo)
-    path = repo.split("/", 1)[1] if "/" in repo else ""
+    host, path = split_repo(repo)
     if not host:
         raise RegistryError(ErrorKind.REPOSITORY_NOT_FOUND, f'ModuleSource "{name}" has no registry repo.')
     scheme = "http" if str(getattr(source, "scheme", "") or "HTTPS").strip().upper() == "HTTP" else "https"

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.jobs",
     "tests.fixtures.browser",
+    "tests.fixtures.servers",
 ]

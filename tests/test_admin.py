@@ -89,3 +89,31 @@ def test_admin_token_shown_once_and_stored_hashed(client, admin_user):
     plaintext = response.context["plaintext"]
     assert plaintext.startswith("mpo_") and plaintext in response.content.decode()
     assert token.key_hash != plaintext and plaintext not in str(ApiToken.objects.values().get())
+
+
+def test_a_change_the_service_refuses_stays_on_the_form_and_saves_nothing(client, admin_user, make_override):
+    override = make_override()
+    client.force_login(admin_user)
+    changes = ObjectChange.objects.count()
+    add = reverse("admin:overrides_modulepulloverride_add")
+    response = client.post(add, {"name": "echo", "source": override.source_id, "image_tag": "pr9",
+                                 "scan_interval": "30s"})
+    assert response.status_code == 200  # the form again, not Django's "added" redirect
+    page = response.content.decode().replace("&quot;", '"')
+    assert "already exists" in page and "was added successfully" not in page
+    response = client.post(reverse("admin:overrides_modulesource_add"),
+                           {"name": "deckhouse", "repo": "registry.example.com/x", "scheme": "HTTPS"})
+    assert response.status_code == 200 and "created by Deckhouse itself" in response.content.decode().replace(
+        "&quot;", '"')
+    assert ObjectChange.objects.count() == changes
+    assert ModulePullOverride.objects.count() == 1 and not ModuleSource.objects.filter(name="deckhouse").exists()
+
+
+def test_a_scan_interval_of_thousands_of_digits_is_a_form_error(client, admin_user, make_override):
+    override = make_override()
+    client.force_login(admin_user)
+    url = reverse("admin:overrides_modulepulloverride_change", args=[override.pk])
+    response = client.post(url, {"source": override.source_id, "image_tag": "main", "scan_interval": "9" * 5000 + "s"})
+    assert response.status_code == 200 and b"errorlist" in response.content
+    override.refresh_from_db()
+    assert override.scan_interval == "15s"

@@ -129,6 +129,7 @@ def test_renew_returns_202_and_audits_force(api, source, make_override):
         ({"imageTag": ""}, "imageTag", "cannot be blank"),
         ({"scanInterval": "0s"}, "scanInterval", "at least 1s"),
         ({"scanInterval": "1d"}, "scanInterval", "not a valid scan interval"),
+        ({"scanInterval": "9" * 5000 + "s"}, "scanInterval", "no more than 32 characters"),
         ({"source": "missing"}, "source", 'no source named "missing"'),
         ({"rollback": "maybe"}, "rollback", "valid boolean"),
         ({"imageTag": None}, "imageTag", "may not be null"),

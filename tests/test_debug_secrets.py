@@ -29,6 +29,9 @@ NEW_CFG = docker_cfg_for("registry.example.com", "robot", NEW_PW)
 
 def _setting(name: str, **env) -> str:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_") and k != "DATABASE_URL"}
+    if "PORTAL_VAR_DIR" in env:  # what `make run` does first: development keys under var/
+        subprocess.run([sys.executable, "-m", "portal.devkeys"], cwd=BASE_DIR, check=True, capture_output=True,
+                       timeout=60, env={**clean, "PORTAL_VAR_DIR": env["PORTAL_VAR_DIR"]})
     code = f"import django; django.setup(); from django.conf import settings; print(settings.{name})"
     result = subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
                             env={**clean, "DJANGO_SETTINGS_MODULE": "portal.settings", **env})

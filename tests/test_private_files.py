@@ -22,6 +22,9 @@ with connection.cursor() as cursor:
 
 def _shell(var_dir: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_") and k != "DATABASE_URL"}
+    env = {**clean, "PORTAL_VAR_DIR": str(var_dir)}
+    subprocess.run([sys.executable, "-m", "portal.devkeys"], cwd=BASE_DIR, env=env, check=True, capture_output=True,
+                   timeout=60)  # what `make run` does first: var/ and its development keys
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", SHOW_MODES], cwd=BASE_DIR, capture_output=True, text=True,
         timeout=60, env={**clean, "PORTAL_VAR_DIR": str(var_dir)}, preexec_fn=lambda: os.umask(0o022),

@@ -91,3 +91,13 @@ def test_request_id_is_echoed(client):
     response = client.get("/login/", HTTP_X_REQUEST_ID="3f1c1c1e-8d0e-4a57-9a39-1f6f6b6f1d2a")
     assert response["X-Request-ID"] == "3f1c1c1e-8d0e-4a57-9a39-1f6f6b6f1d2a"
     assert len(client.get("/login/", HTTP_X_REQUEST_ID="not a uuid")["X-Request-ID"]) == 36
+
+
+@pytest.mark.django_db
+def test_ensure_admin_from_env_never_generates_a_password(capsys, monkeypatch, django_user_model):
+    monkeypatch.delenv("PORTAL_ADMIN_PASSWORD", raising=False)
+    call_command("ensure_admin", "--from-env")
+    assert "createsuperuser" in capsys.readouterr().out and not django_user_model.objects.exists()
+    monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", "from-the-env-123")
+    call_command("ensure_admin", "--from-env")
+    assert django_user_model.objects.get(username="admin").check_password("from-the-env-123")

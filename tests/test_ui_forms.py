@@ -36,6 +36,7 @@ def test_create_override_through_the_form(admin_client, make_source):
     ({"name": "echo", "image_tag": "bad tag!"}, "image_tag", "is not a valid image tag"),
     ({"name": "echo", "image_tag": "main", "scan_interval": "0s"}, "scan_interval", "Use at least 1s"),
     ({"name": "echo", "image_tag": "main", "scan_interval": "5 minutes"}, "scan_interval", "not a valid scan"),
+    ({"name": "echo", "image_tag": "main", "scan_interval": "9" * 5000 + "s"}, "scan_interval", "at most 32"),
     ({"name": "echo", "image_tag": "main", "source": "missing"}, "source", "Choose one of the sources listed."),
 ])
 def test_create_errors_are_inline_and_keep_the_values(admin_client, make_source, data, field, words):

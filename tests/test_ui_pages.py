@@ -15,10 +15,15 @@ DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
 
 
+VIEW_PERMS = ("view_modulepulloverride", "view_modulesource", "view_objectchange")
+
+
 @pytest.fixture
 def viewer(django_user_model):
-    """A logged-in user without any model permission."""
-    return django_user_model.objects.create_user(username="viewer", password="viewer-pass-123")
+    """A user with the view permissions only (what the viewer role holds)."""
+    user = django_user_model.objects.create_user(username="viewer", password="viewer-pass-123")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=VIEW_PERMS))
+    return user
 
 
 def _grant(user, *codenames):

@@ -64,7 +64,7 @@ def test_times_are_utc_and_say_so():
 
 def obs(pk, digest, origin, seconds):
     return SimpleNamespace(id=pk, digest=digest, origin=origin, image_ref="r/m:t",
-                           observed_at=T0 + timedelta(seconds=seconds))
+                           observed_at=T0 + timedelta(seconds=seconds), renewed_at=None)
 
 
 def test_timeline_pairs_registry_and_cluster_by_digest():

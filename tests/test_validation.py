@@ -116,3 +116,23 @@ def test_ca():
     validators.validate_ca("")
     with pytest.raises(ValidationError, match="PEM"):
         validators.validate_ca("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----")
+
+
+@pytest.mark.parametrize("value, code", [("9" * 5000 + "s", "too_long"), ("9" * 5000 + "h1s", "too_long"),
+                                         ("1" + "0" * 40 + "m", "too_long"), ("0" * 5000 + "15x", "invalid"),
+                                         ("0" * 5000 + "s", "too_short")])
+def test_any_length_of_digits_is_a_validation_error_not_a_crash(value, code):
+    with pytest.raises(ValidationError) as raised:
+        validators.parse_scan_interval(value)
+    assert raised.value.code == code and len(raised.value.messages[0]) < 200
+
+
+def test_leading_zeros_do_not_count_as_digits():
+    assert validators.parse_scan_interval("0" * 5000 + "15s").total_seconds() == 15
+
+
+def test_a_cluster_object_with_thousands_of_digits_is_read_back_as_the_default():
+    from overrides.cluster.readback import override_spec_from_cr
+
+    spec = override_spec_from_cr({"spec": {"imageTag": "main", "scanInterval": "9" * 5000 + "s"}})
+    assert spec.scan_interval == validators.DEFAULT_SCAN_INTERVAL and "cannot use" in spec.note

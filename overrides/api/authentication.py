@@ -6,9 +6,11 @@ from datetime import timedelta
 
 from django.db.models import Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from overrides.api.throttles import BadTokenThrottle
 from overrides.models import ApiToken, hash_token
 
 # Writing last_used_at on every request would turn each read into a write (and a SQLite write lock).
@@ -20,19 +22,32 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
     """Authenticates `Authorization: Bearer <token>`; sets request.user to the owner, request.auth to the token.
 
     A request without a Bearer header is left to the next authentication class (the browsable API's session);
-    a Bearer header with an unknown, expired or inactive-owner token is refused with 401.
+    a Bearer header with an unknown, expired or inactive-owner token is refused with 401, and with 429 once its
+    address has sent too many of those (BadTokenThrottle).
     """
 
     def authenticate(self, request) -> tuple | None:
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != KEYWORD.lower().encode():
             return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed(
-                "Invalid Authorization header: expected `Authorization: Bearer <token>`."
-            )
+        failures = BadTokenThrottle()  # past its rate an address gets 429, not another answer to a guess
+        failures.refuse_if_blocked(request)
         try:
-            plaintext = header[1].decode("ascii")
+            if len(header) != 2:
+                raise exceptions.AuthenticationFailed(
+                    "Invalid Authorization header: expected `Authorization: Bearer <token>`."
+                )
+            token = self._token(header[1])
+        except exceptions.AuthenticationFailed:
+            failures.record_failure(request)
+            raise
+        touch_last_used(token)
+        return token.user, token
+
+    @sensitive_variables("raw", "plaintext")
+    def _token(self, raw: bytes) -> ApiToken:
+        try:
+            plaintext = raw.decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.")
         token = ApiToken.objects.select_related("user").filter(key_hash=hash_token(plaintext)).first()
@@ -42,8 +57,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Token expired: ask for a new one (manage.py create_api_token).")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("The token's owner is inactive.")
-        touch_last_used(token)
-        return token.user, token
+        return token
 
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (not 403) to unauthenticated requests, with this challenge.

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from portal.health import OUTAGE_RETRY_AFTER, is_outage, outage_body
 from portal.json_input import PayloadTooLarge, body_limit, too_large_message
 
 logger = logging.getLogger("overrides.api")
@@ -58,6 +59,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
             response.data = {NON_FIELD: [str(response.data["detail"])]}
         return response
     request = context.get("request")
+    if is_outage(exc):  # the database went away: 503 with a retry hint, never a 500 (nothing was changed)
+        logger.warning("Database unavailable: %s", type(exc).__name__)
+        return Response(outage_body(request), status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": OUTAGE_RETRY_AFTER})
     request_id = str(getattr(request, "id", "") or "")
     view = context.get("view")
     logger.error("Unexpected error in %s: %s", type(view).__name__ if view else "API", type(exc).__name__,

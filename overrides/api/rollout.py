@@ -22,7 +22,6 @@ could be told "rolled out" for the old digest that both sides still agree on.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -31,11 +30,11 @@ from datetime import datetime
 from django.conf import settings
 
 from overrides import verdict as verdicts
+from overrides.cluster.state import SYNC_OFF_MESSAGE
 from overrides.models import ModulePullOverride, ObjectChange, SyncState
 
 POLL_INTERVAL = 0.5
 DEFAULT_TIMEOUT = 300
-DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]{32,}$")
 
 ROLLED_OUT, WAITING, TIMEOUT = "rolled-out", "waiting", "timeout"
 FAILED, SYNC_OFF, DELETED = "failed", "sync-off", "deleted"
@@ -126,8 +125,7 @@ def evaluate(override: ModulePullOverride, requested: str | None) -> Outcome:
     if wanted and verdict.state == verdicts.RUNNING and override.status_image_digest == wanted:
         return Outcome(ROLLED_OUT, f"The cluster runs {wanted}: {verdict.reason}", wanted, override, verdict=verdict)
     if override.sync_state == SyncState.OFF:
-        return Outcome(SYNC_OFF, "Cluster sync is off (no cluster configured): nothing will roll out. "
-                       + (override.sync_message or ""), wanted, override, verdict=verdict)
+        return Outcome(SYNC_OFF, f"{SYNC_OFF_MESSAGE} Nothing will roll out.", wanted, override, verdict=verdict)
     if verdict.failed and failure_is_current(override, verdict, wanted):
         phase = f" (Module phase: {verdicts.cluster_module_of(override).phase})" if verdict.module else ""
         return Outcome(FAILED, f"{verdict.state}: {verdict.reason}{phase}", wanted, override, verdict=verdict)

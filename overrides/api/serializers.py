@@ -15,6 +15,7 @@ from rest_framework import serializers
 from overrides import verdict as verdicts
 from overrides.models import ModuleSource, Scheme, SyncState
 from overrides.validators import DEFAULT_SCAN_INTERVAL
+from registry.client import DIGEST_RE
 
 CHANGELOG_HELP = "Why this change is made (e.g. a pipeline URL); kept on the change's audit record."
 SECRET_MAX = 65536
@@ -284,7 +285,7 @@ def validation_error_schema() -> dict[str, Any]:
 
 class RolloutQuerySerializer(serializers.Serializer):
     digest = serializers.RegexField(
-        r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]{32,}$", required=False, allow_blank=True, max_length=100,
+        DIGEST_RE.pattern, required=False, allow_blank=True, max_length=100,
         error_messages={"invalid": "Not a digest: expected e.g. sha256:<64 hex digits>."},
         help_text="The digest to wait for; default: the portal's registry digest of the tag, as checked after the "
                   "override's last change or renew.",

@@ -32,7 +32,7 @@ from overrides.cluster import services as cluster_services
 from overrides.cluster import skips
 from overrides.cluster.client import MPO, MS, ClusterError
 from overrides.cluster.services import ClusterIdentity, OverrideSpec, SourceSpec
-from overrides.cluster.state import cluster_enabled
+from overrides.cluster.state import SYNC_OFF_MESSAGE, cluster_enabled
 from overrides.models import (
     BUILTIN_SOURCE,
     DigestObservation,
@@ -96,8 +96,7 @@ def read_back() -> ReadBackSummary:
     """One pass over the cluster (see the module docstring). Never raises for cluster failures."""
     summary = ReadBackSummary()
     if not cluster_enabled():
-        return ReadBackSummary(ok=False, error="Cluster sync is off: no cluster is configured (set KUBECONFIG), "
-                                               "or PORTAL_CLUSTER=off.")
+        return ReadBackSummary(ok=False, error=SYNC_OFF_MESSAGE)
     started = timezone.now()
     try:
         summary.server = cluster.api_server()

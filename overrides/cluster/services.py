@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from overrides.audit import Actor, record_change, snapshot
+from overrides.audit import Actor, record_change, snapshot, source_change_after
 from overrides.models import ChangeAction, ChangeContext, ModulePullOverride, ModuleSource, SyncState
 
 CLUSTER = Actor.system(ChangeContext.CLUSTER)
@@ -58,7 +58,7 @@ class ClusterIdentity:
 def _mark_cluster_state(obj, identity: ClusterIdentity | None, message: str) -> None:
     """The desired state now *is* the cluster's: a new version, already applied."""
     now = timezone.now()
-    obj.spec_version = (obj.spec_version or 0) + 1 if obj.pk else 1
+    obj.bump_spec_version()
     obj.applied_version = obj.spec_version
     obj.sync_state = SyncState.SYNCED
     obj.sync_message = message
@@ -80,9 +80,7 @@ def _set_override_spec(override: ModulePullOverride, spec: OverrideSpec, source:
     override.image_tag, override.scan_interval, override.rollback = spec.image_tag, spec.scan_interval, spec.rollback
     if (override.source_id, override.image_tag, override.scan_interval) != old_ref or override.pk is None:
         # A new image reference or interval: the portal's own registry check starts over, now.
-        override.next_check_at = timezone.now()
-        override.registry_error = ""
-        override.check_failures = 0
+        override.reset_registry_view()
 
 
 # --- overrides -------------------------------------------------------------------------------------
@@ -188,10 +186,7 @@ def source_take_over(
     _set_source_spec(source, spec)
     _mark_cluster_state(source, identity, "Taken over: changed in the cluster.")
     source.save()
-    after = snapshot(source)
-    if source.docker_cfg != old_secret and after == before:
-        # Only the credential changed: the masks are equal, so say so without showing it.
-        after = {**after, "registry": {**after["registry"], "dockerCfg": "*** (replaced)"}}
+    after = source_change_after(source, before, old_secret)
     record_change(actor=CLUSTER, action=ChangeAction.UPDATE, obj=source, before=before, after=after, message=CHANGED)
     return source
 

@@ -5,6 +5,8 @@ import os
 from django.conf import settings
 
 IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+# What the portal says wherever sync being off explains something (rows, read-back, rollout waits, commands).
+SYNC_OFF_MESSAGE = "Cluster sync is off: no cluster is configured (set KUBECONFIG), or PORTAL_CLUSTER=off."
 
 
 def cluster_mode() -> str:

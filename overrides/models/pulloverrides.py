@@ -71,3 +71,12 @@ class ModulePullOverride(ClusterMirrored):
     @property
     def scan_interval_delta(self) -> timedelta:
         return validators.parse_scan_interval(self.scan_interval)
+
+    def reset_registry_view(self) -> None:
+        """A new image reference: the portal's registry check starts over at once, forgetting the old one's error
+        and backoff (the web, the API and a change taken over from the cluster alike)."""
+        from django.utils import timezone
+
+        self.next_check_at = timezone.now()
+        self.registry_error = ""
+        self.check_failures = 0

@@ -43,6 +43,10 @@ class ClusterMirrored(models.Model):
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
+    def bump_spec_version(self) -> None:
+        """A new desired state: the version the apply loop compares `applied_version` with moves on."""
+        self.spec_version = (self.spec_version or 0) + 1 if self.pk else 1
+
 
 class LiveManager(models.Manager):
     """The default manager hides deleted rows; `all_objects` shows them (admin, history, sync)."""

@@ -36,6 +36,7 @@ from django.views.decorators.csrf import csrf_exempt
 from overrides.models import ModulePullOverride
 from overrides.polling import checks as polling
 from portal.json_input import JsonInputError, parse_json
+from registry.auth import registry_host, split_repo
 
 logger = logging.getLogger("overrides.polling.webhooks")
 
@@ -110,8 +111,8 @@ def harbor_pushes(payload: dict) -> list[PushedImage]:
         if not isinstance(resource, dict) or not _text(resource.get("tag")):
             continue
         url = _text(resource.get("resource_url"))
-        host = url.split("/", 1)[0] if "/" in url else ""
-        pushes.append(PushedImage(host.lower(), full_name, _text(resource.get("tag"))))
+        host = registry_host(url) if "/" in url else ""
+        pushes.append(PushedImage(host, full_name, _text(resource.get("tag"))))
     return pushes
 
 
@@ -140,8 +141,7 @@ def matching_overrides(pushes: list[PushedImage]) -> list[ModulePullOverride]:
 
 
 def _repo_path(repo: str) -> str:
-    repo = repo.strip().split("://", 1)[-1].rstrip("/")
-    return repo.split("/", 1)[1] if "/" in repo else ""
+    return split_repo(repo)[1]
 
 
 @csrf_exempt

@@ -5,6 +5,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
 from overrides import presentation
+from overrides.audit import in_field_order
 
 register = template.Library()
 
@@ -89,15 +90,6 @@ def _flatten(snapshot, prefix: str = "") -> dict:
     return flat
 
 
-# Snapshot keys in the order the CR lists them: JSON columns do not keep key order on every database (jsonb sorts).
-_FIELD_ORDER = ["name", "source", "imageTag", "scanInterval", "rollback", "autoRenew", "registry.repo",
-                "registry.scheme", "registry.dockerCfg", "registry.ca", "releaseChannel", "deleted"]
-
-
-def _ordered(keys) -> list[str]:
-    return sorted(keys, key=lambda k: (_FIELD_ORDER.index(k) if k in _FIELD_ORDER else len(_FIELD_ORDER), k))
-
-
 def _show(value) -> str:
     if value is True or value is False:
         return "true" if value else "false"
@@ -114,9 +106,9 @@ def change_summary(change) -> str:
     if change.action == "delete":
         return "deleted"
     if not before:
-        shown = [k for k in _ordered(after) if k not in ("name", "deleted") and after[k] not in ("", None)]
+        shown = [k for k in in_field_order(after) if k not in ("name", "deleted") and after[k] not in ("", None)]
         return format_html_join(", ", "{}: {}", ((k, _show(after[k])) for k in shown))
-    changed = [(k, _show(before.get(k)), _show(after.get(k))) for k in _ordered(set(before) | set(after))
+    changed = [(k, _show(before.get(k)), _show(after.get(k))) for k in in_field_order(set(before) | set(after))
                if before.get(k) != after.get(k)]
     if not changed:
         return "no field changed"

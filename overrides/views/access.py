@@ -1,4 +1,5 @@
-"""Who may do what in the web UI: every page needs a login, every write a model permission.
+"""Who may do what in the web UI: every page needs a login and the view permission of what it shows (the
+API's rule: `overrides.view_*`), every write a model permission.
 
 Templates hide the buttons a user may not use (`perms.overrides.*`); these decorators refuse the request
 anyway, so a hand-made POST gets a 403 rather than a change.
@@ -36,6 +37,9 @@ def require_perm(*perms: str) -> Callable:
     return decorator
 
 
+OVERRIDE_VIEW = "overrides.view_modulepulloverride"
+SOURCE_VIEW = "overrides.view_modulesource"
+AUDIT_VIEW = "overrides.view_objectchange"
 OVERRIDE_ADD = "overrides.add_modulepulloverride"
 OVERRIDE_CHANGE = "overrides.change_modulepulloverride"
 OVERRIDE_DELETE = "overrides.delete_modulepulloverride"

@@ -3,7 +3,6 @@ keyset so deep pages of a long trail cost the same as the first."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -11,13 +10,14 @@ from overrides.filtersets import ObjectChangeFilterSet
 from overrides.forms import AuditFilterForm
 from overrides.models import ObjectChange
 
+from .access import AUDIT_VIEW, require_perm
 from .paging import keyset_page
 
 AUDIT_PAGE = 50
 PAGING_PARAMS = ("before", "after")
 
 
-@login_required
+@require_perm(AUDIT_VIEW)
 def audit_list(request: HttpRequest) -> HttpResponse:
     params = request.GET.copy()
     for key in PAGING_PARAMS:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -13,6 +12,8 @@ from overrides.filtersets import ModulePullOverrideFilterSet
 from overrides.forms import OverrideFilterForm
 from overrides.models import ModulePullOverride, ModuleSource
 from overrides.verdict import with_verdict_inputs
+
+from .access import OVERRIDE_VIEW, require_perm
 
 PAGE_SIZES = (50, 100, 200)
 DEFAULT_PAGE_SIZE = 100
@@ -70,12 +71,12 @@ def _dashboard_context(request: HttpRequest) -> dict:
     }
 
 
-@login_required
+@require_perm(OVERRIDE_VIEW)
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "overrides/dashboard.html", _dashboard_context(request))
 
 
-@login_required
+@require_perm(OVERRIDE_VIEW)
 def dashboard_rows(request: HttpRequest) -> HttpResponse:
     """The table body alone (and the result count), fetched by the page every few seconds."""
     response = render(request, "overrides/_dashboard_rows.html", _dashboard_context(request))

@@ -6,7 +6,6 @@ import time
 
 import yaml
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
@@ -21,7 +20,15 @@ from overrides.models import DigestObservation, DigestOrigin, ModulePullOverride
 from overrides.presentation import digest_timeline, override_notices, override_status, with_module_outcomes
 from overrides.verdict import cluster_module_of, with_verdict_inputs
 
-from .access import OVERRIDE_ADD, OVERRIDE_CHANGE, OVERRIDE_DELETE, require_perm, web_actor
+from .access import (
+    AUDIT_VIEW,
+    OVERRIDE_ADD,
+    OVERRIDE_CHANGE,
+    OVERRIDE_DELETE,
+    OVERRIDE_VIEW,
+    require_perm,
+    web_actor,
+)
 from .dashboard import refresh_seconds
 from .paging import keyset_page
 
@@ -117,17 +124,18 @@ def _live_context(request: HttpRequest, override: ModulePullOverride) -> dict:
             "module": cluster_module_of(override), **_timeline_context(request, override)}
 
 
-@login_required
+@require_perm(OVERRIDE_VIEW)
 def override_detail(request: HttpRequest, name: str) -> HttpResponse:
     override = get_object_or_404(with_verdict_inputs(ModulePullOverride.all_objects.select_related("source")),
                                  name=name)
+    # The audit records are shown to who may read the audit (the API's rule for /api/v1/audit/).
     changes = list(ObjectChange.objects.filter(object_type="modulepulloverride", object_id=override.pk)
-                   .order_by("-time", "-id")[: RECENT_CHANGES + 1])
+                   .order_by("-time", "-id")[: RECENT_CHANGES + 1]) if request.user.has_perm(AUDIT_VIEW) else None
     manifest, manifest_origin = applied_manifest(override)
     context = _live_context(request, override)
     context.update(
-        changes=changes[:RECENT_CHANGES],
-        more_changes=len(changes) > RECENT_CHANGES,
+        changes=changes[:RECENT_CHANGES] if changes is not None else None,
+        more_changes=changes is not None and len(changes) > RECENT_CHANGES,
         manifest=manifest,
         manifest_origin=manifest_origin,
         live_query=request.GET.urlencode(),
@@ -136,7 +144,7 @@ def override_detail(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "overrides/override_detail.html", context)
 
 
-@login_required
+@require_perm(OVERRIDE_VIEW)
 def override_live(request: HttpRequest, name: str) -> HttpResponse:
     """Status and the digest timeline alone, fetched by the override page every few seconds."""
     override = get_object_or_404(with_verdict_inputs(ModulePullOverride.all_objects.select_related("source")),

@@ -4,7 +4,6 @@ and the two JSON endpoints of the override form's suggestions (modules of a sour
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -16,7 +15,7 @@ from overrides import enqueue, services
 from overrides.forms import SourceForm, apply_service_errors
 from overrides.models import ModulePullOverride, ModuleSource, SkippedClusterObject
 
-from .access import SOURCE_ADD, SOURCE_CHANGE, SOURCE_DELETE, require_perm, web_actor
+from .access import SOURCE_ADD, SOURCE_CHANGE, SOURCE_DELETE, SOURCE_VIEW, require_perm, web_actor
 
 MAX_TAG_SUGGESTIONS = 1000
 
@@ -28,7 +27,7 @@ def _editable_source(name: str) -> ModuleSource:
     return source
 
 
-@login_required
+@require_perm(SOURCE_VIEW)
 def source_list(request: HttpRequest) -> HttpResponse:
     sources = ModuleSource.objects.annotate(
         override_count=Count("overrides", filter=Q(overrides__deleted_at__isnull=True))
@@ -59,7 +58,7 @@ def module_rows(source: ModuleSource) -> list[dict]:
     return rows
 
 
-@login_required
+@require_perm(SOURCE_VIEW)
 def source_detail(request: HttpRequest, name: str) -> HttpResponse:
     source = get_object_or_404(ModuleSource.all_objects, name=name)
     rows = module_rows(source)
@@ -143,7 +142,7 @@ def source_discover(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @require_GET
-@login_required
+@require_perm(SOURCE_VIEW)
 def source_modules(request: HttpRequest, name: str) -> JsonResponse:
     """Module names the source offers, for the override form's datalist (from the database: no registry call)."""
     source = ModuleSource.objects.filter(name=name).first()
@@ -153,7 +152,7 @@ def source_modules(request: HttpRequest, name: str) -> JsonResponse:
 
 
 @require_GET
-@login_required
+@require_perm(SOURCE_VIEW)
 def source_tags(request: HttpRequest, name: str) -> JsonResponse:
     """Tags of `<repo>/<module>` from the registry, for the override form's datalist. A registry failure is an
     answer too (`error`, in words): the form shows it and the user can still type a tag."""

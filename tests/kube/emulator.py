@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from tests.kube import schema
+from tests.kube import access, schema
 from tests.kube.errors import ApiError
 from tests.kube.http import Server, discovery_document
 from tests.kube.schema import GROUP
@@ -201,6 +201,7 @@ class KubeEmulator:
         record = RequestRecord(method, path, query, content_type, headers)
         with self._lock:
             self.requests.append(record)
+        access.record(method, path, query, headers)
         return record
 
     def discovery(self, parts: list[str]) -> dict[str, Any]:
