@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
+from overrides.cluster.state import SYNC_OFF_MESSAGE
 from overrides.models import ClusterModule, DigestObservation, DigestOrigin, ModuleHealth, SyncState
 
 RUNNING, DEPLOYING, PENDING = "running", "deploying", "pending"
@@ -103,8 +104,8 @@ def override_verdict(override, now: datetime | None = None) -> Verdict:
         return Verdict(UNKNOWN, "deleted", "The override was deleted; the cluster is no longer followed.",
                        override.deleted_at)
     if override.sync_state == SyncState.OFF:
-        return Verdict(SYNC_OFF, "cluster sync off", "Cluster sync is off (no cluster configured): the portal "
-                       "cannot tell what the cluster runs.")
+        return Verdict(SYNC_OFF, "cluster sync off", f"{SYNC_OFF_MESSAGE} The portal cannot tell what the cluster "
+                       "runs.")
     seen = override.cluster_seen_at
     if seen is None or now - seen > CLUSTER_STALE:
         when = f"since {seen:%Y-%m-%d %H:%M:%S} UTC" if seen else "yet"
