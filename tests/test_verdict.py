@@ -220,3 +220,45 @@ def test_a_module_of_unknown_shape_never_runs(cluster_settings, client, admin_us
     for url in ("/", "/overrides/echo/", "/overrides/echo/live/"):
         response = client.get(url)
         assert response.status_code == 200 and b'data-verdict="unknown"' in response.content
+
+
+def _state(override, **module):
+    """A synced override the cluster reports on digest A, with its mirrored Module."""
+    now = timezone.now()
+    ModulePullOverride.objects.filter(pk=override.pk).update(
+        sync_state="synced", synced_at=now, cluster_seen_at=now, status_image_digest=A, status_message="Ready",
+        registry_digest=A, registry_checked_at=now)
+    return ClusterModule.objects.create(override=override, digest=A, digest_seen_at=now, api_version="v1alpha1",
+                                        health_seen_at=now, **module)
+
+
+def test_dashboard_and_api_filter_by_verdict(client, admin_user, make_source, make_override):
+    source = make_source()
+    _state(make_override(name="alpha", source=source), health=ModuleHealth.READY, phase="Ready", ready_digest=A,
+           ready_at=timezone.now())
+    _state(make_override(name="beta", source=source), health=ModuleHealth.RECONCILING, phase="Reconciling",
+           conditions=[{"type": "IsReady", "status": "False", "reason": "Reconciling", "message": "hooks running",
+                        "lastTransitionTime": "2026-12-01T10:00:00Z"}], hooks_state="2 of 5 hooks done")
+    make_override(name="gamma", source=source)  # cluster sync is off in this test
+    client.force_login(admin_user)
+
+    def names(query):
+        html = client.get("/dashboard/rows/" + query).content.decode()
+        return {n for n in ("alpha", "beta", "gamma") if f'data-key="{n}"' in html}
+
+    assert names("?verdict=running") == {"alpha"}
+    assert names("?verdict=deploying") == {"beta"}
+    assert names("?verdict=sync-off") == {"gamma"}
+    assert names("?verdict=bogus") == {"alpha", "beta", "gamma"}  # a nonsense filter never fails the page
+    page = client.get("/overrides/beta/").content.decode()
+    assert 'data-verdict="deploying"' in page and "Reconciling" in page and "2 of 5 hooks done" in page
+    assert "<strong>IsReady</strong>=False (Reconciling): hooks running" in page
+
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    listed = api.get("/api/v1/overrides/", {"verdict": "running"}).json()["results"]
+    assert [(o["name"], o["verdict"]["state"]) for o in listed] == [("alpha", "running")]
+    assert set(listed[0]["verdict"]) == {"state", "summary", "reason", "since"}
+    assert api.get("/api/v1/overrides/", {"verdict": "nope"}).status_code == 400
