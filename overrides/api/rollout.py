@@ -113,7 +113,7 @@ def failure_is_current(override: ModulePullOverride, verdict: verdicts.Verdict, 
         return status_is_current(override)
     applied = override.synced_at
     return (override.sync_state == SyncState.SYNCED and applied is not None and verdict.since is not None
-            and verdict.since >= applied and (wanted is None or verdict.digest == wanted))
+            and verdict.since >= applied and wanted is not None and verdict.digest == wanted)
 
 
 def evaluate(override: ModulePullOverride, requested: str | None) -> Outcome:
