@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 APT_PACKAGES := docker-registry apache2-utils skopeo chromium chromium-driver redis-server
 
-.PHONY: run dev-keys test test-postgres image image-test venv test-deps system-deps lint bench clean
+.PHONY: run dev-keys test test-postgres test-production image image-test venv test-deps system-deps lint bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ test-postgres: test-deps
 	@dpkg -s postgresql >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }
 	tests/scripts/with-postgres $(PY) -m pytest $(PYTEST_ARGS)
+
+## test-production: several replicas on PostgreSQL + Redis (two web servers, two qclusters, fail-over, outages)
+test-production: test-deps
+	@dpkg -s postgresql >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }
+	tests/scripts/with-postgres tests/scripts/with-redis $(PY) -m pytest -p no:cacheprovider tests/production $(PYTEST_ARGS)
 
 ## image: the container image (Containerfile) as $(IMAGE); BASE=... to build on a base other than a local mmdebstrap one
 IMAGE ?= localhost/mpo-portal:latest

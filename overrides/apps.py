@@ -10,3 +10,10 @@ class OverridesConfig(AppConfig):
         from portal import private_files
 
         private_files.connect()
+
+        from django_q.signals import pre_enqueue, pre_execute
+
+        from portal.middleware import adopt_request_id, carry_request_id
+
+        pre_enqueue.connect(carry_request_id, dispatch_uid="portal-carry-request-id")
+        pre_execute.connect(adopt_request_id, dispatch_uid="portal-adopt-request-id")

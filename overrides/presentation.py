@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from overrides.models import SyncState
+from overrides.verdict import override_verdict
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,6 @@ class StatusBadge:
 
 def override_status(override) -> StatusBadge:
     """Where an override stands: its rollout verdict (`overrides.verdict`), the one badge of every page."""
-    from overrides.verdict import override_verdict
-
     if override.deleted_at is not None:
         return StatusBadge("deleted", "deleted", "The override was deleted; its history is kept.")
     verdict = override_verdict(override)
@@ -43,6 +42,37 @@ def override_notices(override) -> list[StatusBadge]:
         notices.append(StatusBadge("error" if override.sync_state == SyncState.ERROR else "pending",
                                    f"not synced: {text}"))
     return notices
+
+
+# A registry failure in a few words, for the dashboard's status cell (the full text is its tooltip and is on the
+# override page): the first phrase whose words the failure's message contains. The messages are the registry
+# client's own (registry/client.py, registry/failures.py, registry/transport.py), so the words are stable.
+_REGISTRY_PHRASES = (
+    ("has no tag", "tag not found"),
+    ("does not exist on", "repository not found"),
+    ("cannot exist", "invalid image reference"),
+    ("rate limiting", "rate limited"),
+    ("requires credentials", "auth refused"),
+    ("refused access", "auth refused"),
+    ("denied access", "auth refused"),
+    ("authentication to", "auth refused"),
+    ("dockerCfg", "credentials unusable"),
+    ("TLS", "TLS failed"),
+    ("cannot connect", "registry unreachable"),
+    ("did not accept a connection", "registry unreachable"),
+    ("did not answer", "registry not answering"),
+)
+SHORT_STATUS_MAX = 40
+
+
+def short_status(badge: StatusBadge) -> str:
+    """The badge's text in a few words ("tag not found", "auth refused", "registry unreachable"), so a long
+    registry error does not grow the dashboard row; other long texts are cut at `SHORT_STATUS_MAX`."""
+    if badge.text.startswith("registry error: "):
+        return next((phrase for words, phrase in _REGISTRY_PHRASES if words in badge.text), "registry error")
+    if len(badge.text) <= SHORT_STATUS_MAX:
+        return badge.text
+    return badge.text[: SHORT_STATUS_MAX - 1].rstrip() + "…"
 
 
 def short_digest(digest: str | None, length: int = 12) -> str:

@@ -19,13 +19,18 @@ from overrides import enqueue
 from overrides.audit import Actor, record_change, snapshot, source_change_after
 from overrides.cluster.state import SYNC_OFF_MESSAGE, cluster_enabled
 from overrides.models import ChangeAction, ModulePullOverride, ModuleSource, SyncState
+from overrides.polling.checks import record_discovery
+from overrides.presentation import format_utc
+from overrides.selectors import offered_module_names
 from overrides.validators import DEFAULT_SCAN_INTERVAL
+from registry.client import discover_modules
 
 OVERRIDE_FIELDS = ("source", "image_tag", "scan_interval", "rollback", "auto_renew")
 # Portal-only settings of an override: audited, but not part of the CR (a change of them applies nothing).
 PORTAL_ONLY_KEYS = ("autoRenew",)
 SOURCE_FIELDS = ("repo", "scheme", "docker_cfg", "ca", "release_channel")
 APPLY_TASK_GRACE = timedelta(seconds=30)
+RELIST_TIMEOUT = (2.0, 3.0)  # (connect, read) seconds of the one listing a module missing from the last one gets
 
 
 def mark_desired_state_changed(obj) -> None:
@@ -129,6 +134,19 @@ def source_update(*, actor: Actor, source: ModuleSource, message: str = "", **ch
 
 
 @transaction.atomic
+def source_upsert(*, actor: Actor, name: str, data: dict[str, Any], message: str = "") -> tuple[ModuleSource, bool]:
+    """Create or update the source `name` (the API's PUT); returns (source, created). Creating, an omitted
+    docker_cfg means no credentials; updating, it keeps the stored ones (as `source_update`)."""
+    existing = ModuleSource.objects.select_for_update().filter(name=name).first()
+    if existing is None:
+        if "repo" not in data:
+            raise ValidationError({"repo": "This field is required."})
+        fields = {**data, "docker_cfg": data.get("docker_cfg") or ""}
+        return source_create(actor=actor, name=name, message=message, **fields), True
+    return source_update(actor=actor, source=existing, message=message, **data), False
+
+
+@transaction.atomic
 def source_delete(*, actor: Actor, source: ModuleSource, message: str = "") -> None:
     """Delete a source that no override uses; the cluster's ModuleSource is deleted by the apply."""
     source = ModuleSource.objects.select_for_update().get(pk=source.pk)
@@ -162,13 +180,32 @@ def _resolve_source(source: ModuleSource | str) -> ModuleSource:
 
 def check_module_offered(name: str, source: ModuleSource) -> None:
     """Where the source's modules are known, the override must name one of them (else Deckhouse says
-    "The module not found")."""
-    known = source.known_modules
-    if known and name not in known:
-        sample = ", ".join(known[:10]) + (" …" if len(known) > 10 else "")
-        raise ValidationError(
-            {"name": f'Source "{source.name}" does not offer a module "{name}"; it offers: {sample}.'}
-        )
+    "The module not found").
+
+    The last discovery may predate the module's first push (a pipeline pushes a new module and upserts at once),
+    so a name missing from it makes the source's modules be listed again at once, one bounded registry request,
+    and only a name the registry really lacks is refused, saying when the list was read. When listing again
+    fails, the refusal says so and rests on the last list.
+    """
+    offered = offered_module_names(source)
+    if not offered or name in offered:
+        return
+    listing = discover_modules(source, timeout=RELIST_TIMEOUT)
+    read_at = timezone.now()
+    record_discovery(source.pk, listing, at=read_at)
+    source.refresh_from_db(fields=["discovered_modules", "discovered_at", "discovery_error"])
+    offered = offered_module_names(source)
+    if name in offered:
+        return
+    sample = ", ".join(offered[:10]) + (" …" if len(offered) > 10 else "") if offered else "none"
+    if listing.ok:
+        message = (f'Source "{source.name}" does not offer a module "{name}": its modules, listed from the '
+                   f"registry just now ({format_utc(read_at)}), are: {sample}.")
+    else:
+        when = f"listed {format_utc(source.discovered_at)}" if source.discovered_at else "as the cluster reports them"
+        message = (f'Source "{source.name}" did not offer a module "{name}" in its last known modules ({when}: '
+                   f"{sample}), and listing them again just now failed: {listing.error.message}")
+    raise ValidationError({"name": message})
 
 
 @transaction.atomic

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import JsonResponse
@@ -26,13 +27,20 @@ _migrated = threading.Event()  # once every migration was seen applied, a proces
 
 
 class HealthProbeMiddleware:
-    """Answers `/livez` and `/readyz` itself, before host validation and every other middleware."""
+    """Answers `/livez` and `/readyz` itself, before host validation and every other middleware. Sync and async
+    (under the ASGI server a sync-only middleware would give every request, rollout waits included, a thread)."""
+
+    sync_capable = async_capable = True
 
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
         view = PROBES.get(request.path_info)
+        if iscoroutinefunction(self):
+            return sync_to_async(view)(request) if view is not None else self.get_response(request)
         return view(request) if view is not None else self.get_response(request)
 
 
@@ -117,11 +125,15 @@ class DatabaseOutageMiddleware:
     """A database outage outside the API (UI pages, admin, webhooks): 503 with Retry-After, not a 500 page.
     The API answers the same through its exception handler (`overrides.api.exceptions`)."""
 
+    sync_capable = async_capable = True
+
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
-        return self.get_response(request)
+        return self.get_response(request)  # under ASGI the coroutine; Django calls process_exception alike
 
     def process_exception(self, request, exc):
         if not is_outage(exc):

@@ -1,33 +1,75 @@
-"""Request id middleware: one UUID per request, echoed as X-Request-ID, stored on audit rows and in log lines."""
+"""Request id: one UUID per request, echoed as X-Request-ID, stored on audit rows, in log lines and in the tasks
+the request enqueued (`carry_request_id` puts it into the task; `adopt_request_id` sets it in the worker)."""
 
 import contextvars
 import logging
 import re
 import uuid
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings as django_settings
+from whitenoise.middleware import WhiteNoiseMiddleware
+
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _VALID_ID = re.compile(r"^[0-9a-fA-F-]{32,36}$")
+TASK_KEY = "request_id"  # the key in a django-q2 task package
 
 
 class RequestIDMiddleware:
-    """Takes a well-formed incoming X-Request-ID (a proxy's) or makes a new one; sets request.id."""
+    """Takes a well-formed incoming X-Request-ID (a proxy's) or makes a new one; sets request.id. Sync and async."""
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
-        incoming = request.headers.get("X-Request-ID", "")
-        try:
-            request.id = uuid.UUID(incoming) if _VALID_ID.match(incoming) else uuid.uuid4()
-        except ValueError:
-            request.id = uuid.uuid4()
-        token = _request_id.set(str(request.id))
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        token = self._start(request)
         try:
             response = self.get_response(request)
         finally:
             _request_id.reset(token)
         response["X-Request-ID"] = str(request.id)
         return response
+
+    async def _acall(self, request):
+        token = self._start(request)
+        try:
+            response = await self.get_response(request)
+        finally:
+            _request_id.reset(token)
+        response["X-Request-ID"] = str(request.id)
+        return response
+
+    @staticmethod
+    def _start(request) -> contextvars.Token:
+        incoming = request.headers.get("X-Request-ID", "")
+        try:
+            request.id = uuid.UUID(incoming) if _VALID_ID.match(incoming) else uuid.uuid4()
+        except ValueError:
+            request.id = uuid.uuid4()
+        return _request_id.set(str(request.id))
+
+
+def current_request_id() -> str:
+    """The request id of the request (or task) running now, "-" outside one."""
+    return _request_id.get()
+
+
+def carry_request_id(sender, task: dict, **kwargs) -> None:
+    """django-q2 `pre_enqueue`: the task remembers the request id of the request that enqueued it."""
+    if _request_id.get() != "-":
+        task[TASK_KEY] = _request_id.get()
+
+
+def adopt_request_id(sender, task: dict, **kwargs) -> None:
+    """django-q2 `pre_execute` (in the worker): log lines of the task carry its request's id ("-" for none)."""
+    _request_id.set(str(task.get(TASK_KEY) or "-"))
 
 
 class RequestIDLogFilter(logging.Filter):
@@ -36,3 +78,26 @@ class RequestIDLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _request_id.get()
         return True
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise, also async-capable (WhiteNoise 6 is sync only, which would make Django run every ASGI request,
+    rollout waits included, in a thread of its own). A static file is served from a thread; the rest passes on."""
+
+    async_capable = True
+
+    def __init__(self, get_response=None, settings=django_settings):
+        super().__init__(get_response, settings)
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        return super().__call__(request)
+
+    async def _acall(self, request):
+        static_file = self.find_file(request.path_info) if self.autorefresh else self.files.get(request.path_info)
+        if static_file is not None:
+            return await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
+        return await self.get_response(request)

@@ -77,9 +77,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "portal.health.HealthProbeMiddleware",  # first: probes come to the pod IP, not an allowed host
     "portal.middleware.RequestIDMiddleware",
+    "portal.monitoring.HttpMetricsMiddleware",
     "portal.health.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "portal.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -126,6 +127,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": os.environ.get("PORTAL_TEST_DB", str(VAR_DIR / f"test-portal-{os.getpid()}.sqlite3"))
     }
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _env_bool("PORTAL_DB_POOL"):
+    # A connection pool per process (psycopg-pool): the ASGI web server runs each request's sync code in a new
+    # thread, which would otherwise open a new connection per request.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": int(os.environ.get("PORTAL_DB_POOL_SIZE", "20")), "timeout": 10}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -191,10 +199,13 @@ PORTAL_POLL_BACKOFF_CAP = int(os.environ.get("PORTAL_POLL_BACKOFF_CAP", "300"))
 PORTAL_AUTO_RENEW = _env_bool("PORTAL_AUTO_RENEW", True)
 PORTAL_AUTO_RENEW_FLOOR = float(os.environ.get("PORTAL_AUTO_RENEW_FLOOR", "5"))
 
-# Rollout waits (GET /api/v1/overrides/{name}/rollout/): the longest wait, and how many a process holds at once
-# (each holds a server thread).
+# Rollout waits (GET /api/v1/overrides/{name}/rollout/, see overrides/api/rollout_waits.py): the longest wait,
+# how many a server process holds at once, and how many of those one token (or user) may hold.
 PORTAL_ROLLOUT_MAX_TIMEOUT = float(os.environ.get("PORTAL_ROLLOUT_MAX_TIMEOUT", "600"))
-PORTAL_ROLLOUT_MAX_WAITS = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS", "4"))
+PORTAL_ROLLOUT_MAX_WAITS = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS", "1000"))
+PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN", "100"))
+# Bearer token Prometheus sends to /metrics (empty = /metrics is off).
+PORTAL_METRICS_TOKEN = os.environ.get("PORTAL_METRICS_TOKEN", "")
 # How often open dashboard and override pages refresh their live parts (seconds).
 PORTAL_UI_REFRESH_SECONDS = int(os.environ.get("PORTAL_UI_REFRESH_SECONDS", "5"))
 # Shared secret for registry push notifications (empty = the endpoint is disabled).
@@ -268,15 +279,20 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# "plain" lines for people, "json" (one object per line, with the request id) for log collectors.
+PORTAL_LOG_FORMAT = os.environ.get("PORTAL_LOG_FORMAT", "plain").strip().lower() or "plain"
+if PORTAL_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f'PORTAL_LOG_FORMAT must be "plain" or "json", not "{PORTAL_LOG_FORMAT}".')
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "portal.middleware.RequestIDLogFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "portal.logformat.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+        "console": {"class": "logging.StreamHandler", "formatter": PORTAL_LOG_FORMAT, "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("PORTAL_LOG_LEVEL", "INFO")},
     "loggers": {

@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from overrides.api.urls import not_found as api_not_found
+from portal.monitoring import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -17,5 +18,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     re_path(r"^api/(?P<rest>[\s\S]*)\Z", api_not_found),  # any path, newlines included
+    path("metrics", metrics_view, name="metrics"),  # Prometheus; bearer PORTAL_METRICS_TOKEN
     path("", include("overrides.urls")),
 ]

@@ -146,14 +146,15 @@ def _not_found(target: Target, module: str, tag: str, repo_path: str, reference:
             return RegistryError(
                 ErrorKind.REPOSITORY_NOT_FOUND,
                 f"{reference} not found: the repository {target.repo}/{module} does not exist on {target.host} "
-                f'(ModuleSource "{target.name}" has no module "{module}").',
+                f'(no image of module "{module}" was pushed there yet, or the repo of ModuleSource "{target.name}" '
+                "is not where the module images are).",
                 status=404,
             )
     except StopIteration:
         pass
     return RegistryError(
         ErrorKind.TAG_NOT_FOUND,
-        f'{reference} not found: module "{module}" has no tag "{tag}" on {target.host}.',
+        f'{reference} not found: the repository {target.repo}/{module} has no tag "{tag}".',
         status=404,
     )
 

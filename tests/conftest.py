@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.jobs",
     "tests.fixtures.browser",
     "tests.fixtures.servers",
+    "tests.fixtures.webservers",
 ]

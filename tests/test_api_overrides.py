@@ -145,12 +145,33 @@ def test_validation_names_the_api_field(api, source, payload, field, text):
     assert not ObjectChange.objects.filter(object_type="modulepulloverride").exists()
 
 
-def test_module_the_source_does_not_offer_is_refused(api, source):
+def test_module_the_source_did_not_offer_is_refused_when_its_registry_cannot_be_listed_again(api, source):
     ModuleSource.objects.filter(pk=source.pk).update(discovered_modules=["echo", "foo"])
     response = api.put(URL + "bar/", body(), format="json")
     assert response.status_code == 400
-    assert 'does not offer a module "bar"' in response.json()["name"][0]
+    message = response.json()["name"][0]
+    assert 'did not offer a module "bar" in its last known modules' in message
+    assert "listing them again just now failed" in message
     assert api.put(URL + "echo/", body(), format="json").status_code == 201
+
+
+def test_a_module_pushed_after_the_last_discovery_is_accepted_at_once(api, make_source, registry):
+    """A pipeline pushes a new module (its image and the source's listing tag) and upserts right away."""
+    repo = f"{registry.host}/{registry.unique('src')}/modules"
+    source = make_source(name="fresh-src", repo=repo, scheme="HTTP")
+    registry.publish_module("old", repo=repo)
+    ModuleSource.objects.filter(pk=source.pk).update(discovered_modules=["old"])
+    registry.publish_module("fresh", repo=repo)
+    registry.push("fresh", "main", repo=repo)
+    response = api.put(URL + "fresh/", {"source": "fresh-src", "imageTag": "main"}, format="json")
+    assert response.status_code == 201, response.json()
+    source.refresh_from_db()
+    assert source.discovered_modules == ["fresh", "old"]
+    response = api.put(URL + "ghost/", {"source": "fresh-src", "imageTag": "main"}, format="json")
+    assert response.status_code == 400
+    message = response.json()["name"][0]
+    assert 'does not offer a module "ghost": its modules, listed from the registry just now (' in message
+    assert " UTC), are: fresh, old." in message
 
 
 @pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b'"text"', b"null", b'{"imageTag": {"a": 1}}'])

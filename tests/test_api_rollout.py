@@ -15,10 +15,10 @@ import pytest
 from django.db import connection
 
 from overrides import services
-from overrides.api import rollout
+from overrides.api import rollout, rollout_waits
 from overrides.audit import Actor
 from overrides.cluster import sync
-from overrides.models import ModulePullOverride, ModuleSource
+from overrides.models import ApiToken, ModulePullOverride, ModuleSource
 from overrides.polling import checks as polling
 from tests.test_api_support import *
 
@@ -150,19 +150,65 @@ def test_unknown_override_is_404(api):
     assert api.get("/api/v1/overrides/nope/rollout/").status_code == 404
 
 
+def _not_final(name: str) -> None:
+    """Make the row say nothing final yet (sync pending), so a wait must hold a place."""
+    ModulePullOverride.objects.filter(name=name).update(sync_state="pending")
+
+
 @pytest.mark.django_db
-def test_too_many_waits_at_once_is_429(api, make_override):
+def test_too_many_waits_at_once_is_429(api, make_override, settings):
     make_override(name="echo")
-    slots = rollout.wait_slots()
-    taken = 0
-    while slots.acquire(blocking=False):
-        taken += 1
+    _not_final("echo")
+    settings.PORTAL_ROLLOUT_MAX_WAITS = 1
+    rollout_waits.PLACES.take("token:elsewhere")
     try:
         response = api.get("/api/v1/overrides/echo/rollout/", {"timeout": 5})
     finally:
-        for _ in range(taken):
-            slots.release()
-    assert taken >= 1 and response.status_code == 429 and response["Retry-After"] == "5"
+        rollout_waits.PLACES.give_back("token:elsewhere")
+    assert response.status_code == 429 and response["Retry-After"] == "5"
+    assert "maximum of rollout waits" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_one_token_cannot_hold_every_place(ci_user, make_override, settings):
+    """Waits count per token: a token at its share is refused while another token still gets a place."""
+    make_override(name="echo")
+    _not_final("echo")
+    settings.PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN = 2
+    greedy, other = make_token(ci_user, write=False), make_token(ci_user, write=False)
+    greedy_pk = ApiToken.objects.order_by("pk").values_list("pk", flat=True)[0]
+    for _ in range(2):
+        rollout_waits.PLACES.take(f"token:{greedy_pk}")
+    try:
+        refused = client_with(greedy).get("/api/v1/overrides/echo/rollout/", {"timeout": 5})
+        admitted = client_with(other).get("/api/v1/overrides/echo/rollout/", {"timeout": 0})
+    finally:
+        for _ in range(2):
+            rollout_waits.PLACES.give_back(f"token:{greedy_pk}")
+    assert refused.status_code == 429 and "This token" in refused.json()["detail"]
+    assert admitted.status_code == 408 and admitted.json()["state"] == "timeout"
+
+
+def test_a_wait_is_watched_by_the_shared_poller_and_gives_its_place_back(transactional_db, api, make_override):
+    make_override(name="echo")
+    _not_final("echo")
+    ticks = rollout_waits.POLLER.ticks
+    response = api.get("/api/v1/overrides/echo/rollout/", {"digest": OTHER_DIGEST, "timeout": 1})
+    assert response.status_code == 408, response.content
+    body = response.json()
+    assert body["state"] == "timeout" and body["wanted"] == OTHER_DIGEST and body["waitedSeconds"] >= 1
+    assert rollout_waits.POLLER.ticks > ticks and rollout_waits.PLACES.held() == 0
+
+
+def test_the_number_of_waits_is_the_setting_of_the_moment(settings):
+    settings.PORTAL_ROLLOUT_MAX_WAITS = 2
+    slots = rollout.wait_slots()
+    assert [slots.acquire(blocking=False) for _ in range(3)] == [True, True, False]
+    for _ in range(2):
+        slots.release()
+    settings.PORTAL_ROLLOUT_MAX_WAITS = 1
+    assert [rollout.wait_slots().acquire(blocking=False) for _ in range(2)] == [True, False]
+    rollout.wait_slots().release()
 
 
 def test_status_error_only_counts_when_written_after_the_apply():

@@ -340,3 +340,17 @@ def test_the_scheduler_starts_a_dispatcher_from_the_watchdog():
     OrmQ.objects.all().delete()
     scheduler(broker=get_broker())
     assert [q.task["func"] for q in OrmQ.objects.all()] == [DISPATCHER_TASK]
+
+
+def test_a_claim_after_missed_slots_is_one_check_near_the_next_slot(make_override):
+    """After an outage the row is checked late at once, unless its next slot is under a second away: then only
+    that slot's check is made (not a late one and an on-time one a moment apart)."""
+    override = make_override(scan_interval="2s")
+    now = timezone.now()
+    for missed_by, due in ((timedelta(seconds=29.8), now + timedelta(seconds=0.2)),
+                           (timedelta(seconds=30.5), now - timedelta(seconds=30.5))):
+        ModulePullOverride.objects.filter(pk=override.pk).update(next_check_at=now - missed_by)
+        [claim] = polling.claim_checks(now=now, horizon=timedelta(seconds=1))
+        assert claim.due == due
+        assert claim.until == ModulePullOverride.objects.get(pk=override.pk).next_check_at > now
+        assert claim.until - max(claim.due, now) >= timedelta(seconds=1.5)

@@ -94,12 +94,22 @@ def test_oci_and_docker_manifests(registry, media_type):
     assert lookup.digest == pushed == sha256(raw)
 
 
+def test_a_module_the_source_lists_but_nobody_pushed_is_a_missing_repository(registry):
+    name = registry.unique("listed")
+    registry.publish_module(name)  # discovery finds it among the source's tags
+    lookup = resolve_digest(registry.source(), name, "main")
+    assert lookup.error.kind == ErrorKind.REPOSITORY_NOT_FOUND
+    assert f"the repository {registry.repo}/{name} does not exist" in lookup.error.message
+    assert "has no module" not in lookup.error.message
+
+
 def test_unknown_tag_and_unknown_module(registry):
     module = registry.unique()
     registry.push(module, "v1", "x")
     missing_tag = resolve_digest(registry.source(), module, "nope")
     assert missing_tag.error.kind == ErrorKind.TAG_NOT_FOUND
     assert f"{registry.repo}/{module}:nope" in missing_tag.error.message
+    assert f'the repository {registry.repo}/{module} has no tag "nope"' in missing_tag.error.message
     assert not missing_tag.ok and missing_tag.digest is None
     missing_repo = resolve_digest(registry.source(), registry.unique("ghost"), "v1")
     assert missing_repo.error.kind == ErrorKind.REPOSITORY_NOT_FOUND

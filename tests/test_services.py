@@ -67,7 +67,7 @@ def test_module_must_be_offered_when_known(make_source, actor):
     source = make_source()
     ModuleSource.objects.filter(pk=source.pk).update(discovered_modules=["echo", "hello-world"])
     source.refresh_from_db()
-    with pytest.raises(ValidationError, match='does not offer a module "nope"'):
+    with pytest.raises(ValidationError, match='offer a module "nope"'):
         services.override_create(actor=actor, name="nope", source=source, image_tag="x")
     services.override_create(actor=actor, name="echo", source=source, image_tag="x")
 
@@ -144,3 +144,15 @@ def test_pending_when_cluster_on(settings, make_override, django_capture_on_comm
         override = make_override()
     assert override.sync_state == SyncState.PENDING
     assert len(callbacks) >= 2  # apply of the source and of the override, the first check, discovery
+
+
+def test_source_upsert_creates_then_updates_keeping_the_credential(actor):
+    secret = make_docker_cfg("registry.example.com", "robot", "up-s3rt")
+    source, created = services.source_upsert(actor=actor, name="dev", data={"repo": "registry.example.com/m",
+                                                                            "docker_cfg": secret})
+    assert created and source.docker_cfg == secret
+    source, created = services.source_upsert(actor=actor, name="dev", data={"repo": "registry.example.com/m",
+                                                                            "scheme": "HTTP"})
+    assert not created and source.scheme == "HTTP" and source.docker_cfg == secret
+    with pytest.raises(ValidationError, match="repo"):
+        services.source_upsert(actor=actor, name="other", data={"scheme": "HTTP"})

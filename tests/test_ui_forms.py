@@ -32,7 +32,7 @@ def test_create_override_through_the_form(admin_client, make_source):
 @pytest.mark.parametrize("data, field, words", [
     ({"name": "", "image_tag": "main"}, "name", "Enter the name of the module to override."),
     ({"name": "Bad_Name", "image_tag": "main"}, "name", "is not a valid module name"),
-    ({"name": "ghost", "image_tag": "main"}, "name", 'does not offer a module "ghost"'),
+    ({"name": "ghost", "image_tag": "main"}, "name", 'offer a module "ghost"'),
     ({"name": "echo", "image_tag": "bad tag!"}, "image_tag", "is not a valid image tag"),
     ({"name": "echo", "image_tag": "main", "scan_interval": "0s"}, "scan_interval", "Use at least 1s"),
     ({"name": "echo", "image_tag": "main", "scan_interval": "5 minutes"}, "scan_interval", "not a valid scan"),

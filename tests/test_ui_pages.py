@@ -72,7 +72,10 @@ def test_dashboard_lists_overrides_with_status_in_words(client, admin_user, make
     client.force_login(admin_user)
     page = client.get("/").content.decode()
     assert page.count('data-verdict="sync-off"') == 3 and "cluster sync off" in page  # the verdict badge
-    assert 'registry error: module "broken" has no tag "main".' in page.replace("&quot;", '"')
+    assert 'title="registry error: module "broken" has no tag "main"."' in page.replace("&quot;", '"')
+    assert 'has no tag "main".">tag not found</span>' in page.replace("&quot;", '"')  # a short phrase in the cell
+    detail = client.get("/overrides/broken/").content.decode().replace("&quot;", '"')
+    assert '>registry error: module "broken" has no tag "main".</span>' in detail  # the full text on its page
     assert "aaaaaaaaaaaa" in page and DIGEST_A in page  # short text, full digest in the title
     assert "Cluster sync is off." in page  # the banner
     assert " UTC" in page

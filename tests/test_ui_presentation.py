@@ -93,3 +93,44 @@ def test_timeline_leaves_neighbouring_pages_their_cluster_reports():
     cluster = [obs(2, A, "cluster", 20), obs(4, B, "cluster", 110), obs(8, C, "cluster", 290)]
     entries = digest_timeline(page, cluster, older, newer)
     assert [(e.digest, e.delay_text) for e in entries] == [(B, "10s")]
+
+
+def _registry_failure(source, module: str = "m", tag: str = "main") -> str:
+    from registry.client import resolve_digest
+
+    lookup = resolve_digest(source, module, tag, timeout=(1.0, 1.0))
+    assert lookup.error is not None
+    return lookup.error.message
+
+
+def test_registry_failures_read_as_a_few_words_with_the_full_text_kept(registry, registry_basic, hanging_server):
+    from overrides.presentation import short_status
+    from tests.registries.processes import free_port
+
+    module = registry.unique()
+    registry.push(module, "v1")
+    anonymous = registry_basic.source(docker_cfg="")
+    closed = registry.source(repo=f"127.0.0.1:{free_port()}/deckhouse/modules")
+    cases = {
+        "tag not found": _registry_failure(registry.source(), module, "nope"),
+        "repository not found": _registry_failure(registry.source(), registry.unique("ghost")),
+        "auth refused": _registry_failure(anonymous),
+        "registry unreachable": _registry_failure(closed),
+        "registry not answering": _registry_failure(hanging_server.source()),
+    }
+    for phrase, message in cases.items():
+        [badge] = override_notices(override(registry_error=message))  # beside the verdict
+        assert badge.text == f"registry error: {message}"
+        assert short_status(badge) == phrase, message
+
+
+def test_other_long_texts_are_cut_short():
+    from django.utils import timezone
+
+    from overrides.presentation import SHORT_STATUS_MAX, short_status
+
+    badge = override_status(override(status_message="Download error: " + "x" * 300, cluster_seen_at=timezone.now()))
+    short = short_status(badge)
+    assert badge.kind == "download-failed" and "x" * 300 in badge.title
+    assert len(short) <= SHORT_STATUS_MAX and short.endswith("…") and badge.text.startswith(short[:-1])
+    assert short_status(override_status(override(sync_state="off"))) == "cluster sync off"

@@ -44,6 +44,11 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or NON_FIELD: messages}
 
 
+def _broker_outage(exc: Exception) -> bool:
+    """The django-q2 Redis broker cannot be reached (a task enqueued outside an after-commit hook)."""
+    return type(exc).__module__.startswith("redis") and type(exc).__name__ in ("ConnectionError", "TimeoutError")
+
+
 def exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, RequestDataTooBig):  # Django's own check, when the body was read before a parser ran
         exc = PayloadTooLarge(too_large_message(body_limit()))
@@ -64,6 +69,11 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         return Response(outage_body(request), status=status.HTTP_503_SERVICE_UNAVAILABLE,
                         headers={"Retry-After": OUTAGE_RETRY_AFTER})
     request_id = str(getattr(request, "id", "") or "")
+    if _broker_outage(exc):
+        logger.warning("Task broker unavailable: %s", type(exc).__name__)
+        return Response({"detail": "The portal's task broker is unavailable; the request was not completed. "
+                                   "Retry shortly.", "requestId": request_id},
+                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": OUTAGE_RETRY_AFTER})
     view = context.get("view")
     logger.error("Unexpected error in %s: %s", type(view).__name__ if view else "API", type(exc).__name__,
                  exc_info=exc)

@@ -12,6 +12,7 @@ from overrides.api.common import AUTH_ERRORS, NOT_FOUND, VALIDATION, ApiPaginati
 from overrides.api.serializers import DigestObservationSerializer, ObjectChangeSerializer
 from overrides.filtersets import DigestObservationFilterSet, ObjectChangeFilterSet
 from overrides.models import DigestObservation, ModulePullOverride, ObjectChange
+from overrides.selectors import digest_history
 
 
 @extend_schema(summary="Digest history of an override, newest first", parameters=[path_name("override (module)")],
@@ -29,7 +30,7 @@ class DigestHistoryView(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return DigestObservation.objects.none()
         override = get_object_or_404(ModulePullOverride.objects.all(), name=self.kwargs["name"])
-        return DigestObservation.objects.filter(override=override).order_by("-observed_at", "-id")
+        return digest_history(override)
 
 
 @extend_schema_view(

@@ -1,8 +1,9 @@
 """Waiting for a rollout: block until the cluster runs a digest, with one clear outcome.
 
 A pipeline pushes an image, upserts the override, renews it, then asks the portal to wait until the cluster
-reports the new digest in `status.imageDigest`. The wait is a long poll in the server: it re-reads the row
-every POLL_INTERVAL (the cluster read-back and the registry check write it) until the outcome is final or the
+reports the new digest in `status.imageDigest`. The wait is a long poll in the server: the row is re-read
+every POLL_INTERVAL by `overrides.api.rollout_waits` (the cluster read-back and the registry check write it)
+until the outcome is final or the
 time is up. Outcomes:
 
 - `rolled-out` (200): the verdict (`overrides.verdict`) is `running` on the wanted digest: the cluster reports
@@ -22,19 +23,14 @@ could be told "rolled out" for the old digest that both sides still agree on.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime
-
-from django.conf import settings
 
 from overrides import verdict as verdicts
 from overrides.cluster.state import SYNC_OFF_MESSAGE
 from overrides.models import ModulePullOverride, ObjectChange, SyncState
 
 POLL_INTERVAL = 0.5
-DEFAULT_TIMEOUT = 300
 
 ROLLED_OUT, WAITING, TIMEOUT = "rolled-out", "waiting", "timeout"
 FAILED, SYNC_OFF, DELETED = "failed", "sync-off", "deleted"
@@ -145,41 +141,3 @@ def _waiting_detail(override: ModulePullOverride, wanted: str | None) -> str:
     if override.status_message:
         parts.append(f"The cluster says: {override.status_message}")
     return " ".join(parts)
-
-
-_wait_slots: tuple[int, threading.BoundedSemaphore] | None = None
-_slots_lock = threading.Lock()
-
-
-def wait_slots() -> threading.BoundedSemaphore:
-    """Waits allowed at once in this process: each holds a server thread, which other requests also need.
-
-    Setting PORTAL_ROLLOUT_MAX_WAITS (portal/settings.py; the shipped server runs 8 threads per worker). A changed
-    setting (a test's `settings` fixture) gets a fresh semaphore; waits holding the old one finish on it.
-    """
-    global _wait_slots
-    size = int(settings.PORTAL_ROLLOUT_MAX_WAITS)
-    with _slots_lock:
-        if _wait_slots is None or _wait_slots[0] != size:
-            _wait_slots = (size, threading.BoundedSemaphore(size))
-        return _wait_slots[1]
-
-
-def wait_for_rollout(override: ModulePullOverride, requested: str | None, timeout: float) -> Outcome:
-    """Poll the row until the outcome is final or `timeout` seconds passed (then state `timeout`)."""
-    timeout = min(max(timeout, 0.0), float(settings.PORTAL_ROLLOUT_MAX_TIMEOUT))
-    started = time.monotonic()
-    deadline = started + timeout
-    pk = override.pk
-    while True:
-        outcome = evaluate(override, requested)
-        outcome.waited = round(time.monotonic() - started, 1)
-        if outcome.final:
-            return outcome
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            outcome.state = TIMEOUT
-            outcome.detail = f"Timed out after {outcome.waited:g}s. {outcome.detail}"
-            return outcome
-        time.sleep(min(POLL_INTERVAL, remaining))
-        override = ModulePullOverride.all_objects.select_related("source").get(pk=pk)

@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from overrides import verdict as verdicts
 from overrides.models import ModuleSource, Scheme, SyncState
+from overrides.selectors import offered_modules
 from overrides.validators import DEFAULT_SCAN_INTERVAL
 from registry.client import DIGEST_RE
 
@@ -197,23 +198,20 @@ class ModuleSourceSerializer(serializers.Serializer):
 
     @extend_schema_field(SourceModuleSerializer(many=True))
     def get_modules(self, source: ModuleSource) -> list[dict[str, Any]]:
-        discovered = {str(n) for n in source.discovered_modules or []}
-        reported = {str(m.get("name")): m for m in source.status_modules or [] if isinstance(m, dict) and m.get("name")}
-
         def text(value: Any) -> str | None:
             return None if value in (None, "") else str(value)
 
         return [
             {
-                "name": name,
-                "discovered": name in discovered,
-                "policy": text(reported.get(name, {}).get("policy")),
-                "overridden": bool(reported[name].get("overridden")) if name in reported else None,
-                "version": text(reported.get(name, {}).get("version")),
-                "checksum": text(reported.get(name, {}).get("checksum")),
-                "error": text(reported.get(name, {}).get("error")),
+                "name": module.name,
+                "discovered": module.discovered,
+                "policy": text(module.reported.get("policy")),
+                "overridden": bool(module.reported.get("overridden")) if module.reported else None,
+                "version": text(module.reported.get("version")),
+                "checksum": text(module.reported.get("checksum")),
+                "error": text(module.reported.get("error")),
             }
-            for name in sorted(discovered | set(reported))
+            for module in offered_modules(source)
         ]
 
 

@@ -6,6 +6,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.routers import DefaultRouter
 
 from overrides.api.history import DigestHistoryView, ObjectChangeViewSet
+from overrides.api.rollout_waits import rollout_view
 from overrides.api.views import ModulePullOverrideViewSet, ModuleSourceViewSet
 
 app_name = "api"
@@ -33,6 +34,8 @@ def not_found(request, rest: str = ""):
 
 urlpatterns = [
     path("overrides/<str:name>/digests/", DigestHistoryView.as_view(), name="override-digests"),
+    # The rollout wait is async (a wait holds no thread); it calls the router's `rollout` action for its checks.
+    path("overrides/<str:name>/rollout/", rollout_view, name="override-rollout-wait"),
     *router.urls,
     re_path(r"^(?P<rest>.*)$", not_found),
 ]

@@ -17,7 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from overrides import services
-from overrides.api import rollout
+from overrides.api import rollout_waits
 from overrides.api.common import (
     AUTH_ERRORS,
     NOT_FOUND,
@@ -188,14 +188,12 @@ class ModulePullOverrideViewSet(NamedObjectViewSet):
         override = self.get_object()
         query = RolloutQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        slots = rollout.wait_slots()
-        if not slots.acquire(blocking=False):
-            raise exceptions.Throttled(wait=5, detail="This server already holds its maximum of rollout waits.")
-        try:
-            outcome = rollout.wait_for_rollout(override, query.validated_data.get("digest") or None,
-                                               query.validated_data["timeout"])
-        finally:
-            slots.release()
+        outcome = rollout_waits.start_wait(request, override, query.validated_data.get("digest") or None,
+                                           query.validated_data["timeout"])
+        if isinstance(outcome, rollout_waits.Wait):  # not final yet: `rollout_waits.rollout_view` awaits it
+            response = Response(None)
+            response.rollout_wait = outcome
+            return response
         return Response(RolloutSerializer(outcome).data, status=outcome.http_status)
 
 
@@ -239,14 +237,14 @@ class ModuleSourceViewSet(NamedObjectViewSet):
     def update(self, request, name: str, *args, **kwargs):
         data = self._validated(ModuleSourceUpdateSerializer)
         _check_body_name(data, name)
-        existing = ModuleSource.objects.filter(name=name).first()
-        if existing is None:
-            require_perm(request, ModuleSource, "add")
-            data.setdefault("docker_cfg", "")
-            source = self._create(request, name, data)
-            return Response(self.get_serializer(source).data, status=status.HTTP_201_CREATED,
-                            headers=self._location(source))
-        return Response(self.get_serializer(self._update(request, existing, data)).data)
+        if not ModuleSource.objects.filter(name=name).exists():
+            require_perm(request, ModuleSource, "add")  # an upsert that would create
+        message = data.pop("changelogMessage", "")
+        with service_errors(SOURCE_API_NAMES):
+            source, created = services.source_upsert(actor=api_actor(request), name=name, data=data, message=message)
+        return Response(self.get_serializer(source).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+                        headers=self._location(source) if created else None)
 
     @extend_schema(summary="Change some fields of a source", request=ModuleSourceUpdateSerializer,
                    responses={200: ModuleSourceSerializer, **WRITE_ERRORS, **NOT_FOUND})

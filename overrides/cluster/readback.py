@@ -42,6 +42,7 @@ from overrides.models import (
     SyncState,
 )
 from overrides.validators import DEFAULT_SCAN_INTERVAL, parse_scan_interval
+from portal import metrics
 
 logger = logging.getLogger("overrides.cluster.readback")
 
@@ -92,6 +93,7 @@ class ReadBackSummary:
         return lines
 
 
+@metrics.READ_BACK_DURATION.time()
 def read_back() -> ReadBackSummary:
     """One pass over the cluster (see the module docstring). Never raises for cluster failures."""
     summary = ReadBackSummary()
@@ -332,6 +334,7 @@ def _mirror_override_status(row: ModulePullOverride, cr: dict[str, Any], summary
         DigestObservation.objects.create(override=locked, digest=digest, previous_digest=last.digest if last else "",
                                          image_ref=locked.image_ref, origin=DigestOrigin.CLUSTER,
                                          observed_at=timezone.now())
+        metrics.cluster_reports_digest(row.pk, digest, timezone.now())
     summary.digests_recorded.append(f"{row.name}@{digest}")
 
 

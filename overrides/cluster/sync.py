@@ -31,6 +31,7 @@ from overrides.cluster.readback import ReadBackSummary, read_back
 from overrides.cluster.state import cluster_enabled
 from overrides.models import BUILTIN_SOURCE, ModulePullOverride, ModuleSource, SyncState
 from overrides.polling.cadence import doubling
+from portal import metrics
 
 __all__ = [
     "ApplyOutcome", "ClaimedApply", "ReadBackSummary", "apply_due", "apply_override", "apply_source", "backoff",
@@ -121,8 +122,8 @@ def _apply(row, model: str, write: Callable[[Any], tuple[dict | None, str]]) -> 
             return ApplyOutcome(model, row.pk, row.name, "off")
         if isinstance(row, ModuleSource):
             exc = exc.redacted([row.docker_cfg])
-        return _record_failure(row, model, version, exc)
-    return _record_success(row, model, version, cr, message)
+        return metrics.applied(_record_failure(row, model, version, exc))
+    return metrics.applied(_record_success(row, model, version, cr, message))
 
 
 def _record_success(row, model: str, version: int, cr: dict | None, message: str) -> ApplyOutcome:

@@ -1,6 +1,5 @@
 """ModulePullOverride: "run the image of my branch", mirrored from `modulepulloverrides.deckhouse.io`."""
 
-from datetime import timedelta
 
 from django.db import models
 
@@ -67,10 +66,6 @@ class ModulePullOverride(ClusterMirrored):
         from registry.client import image_reference
 
         return image_reference(self.source.repo, self.name, self.image_tag)
-
-    @property
-    def scan_interval_delta(self) -> timedelta:
-        return validators.parse_scan_interval(self.scan_interval)
 
     def reset_registry_view(self) -> None:
         """A new image reference: the portal's registry check starts over at once, forgetting the old one's error

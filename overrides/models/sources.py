@@ -67,13 +67,6 @@ class ModuleSource(ClusterMirrored):
     def has_credentials(self) -> bool:
         return bool(self.docker_cfg)
 
-    @property
-    def known_modules(self) -> list[str]:
-        """Module names the source offers, as far as anyone knows (discovery, else the cluster's status)."""
-        names = set(self.discovered_modules or [])
-        names.update(m.get("name", "") for m in self.status_modules or [] if m.get("name"))
-        return sorted(names)
-
     def clean(self) -> None:
         super().clean()
         if self.repo and self.docker_cfg:

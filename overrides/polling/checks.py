@@ -29,7 +29,9 @@ from django.utils import timezone
 from overrides import enqueue
 from overrides.models import DigestObservation, DigestOrigin, ModulePullOverride, ModuleSource
 from overrides.polling.cadence import DISCOVERY_INTERVAL, failure_delay, next_due, scan_interval_of
+from portal import metrics
 from registry import client as registry_client
+from registry.auth import registry_host
 from registry.errors import DigestLookup, ErrorKind, ModuleListing, RegistryError
 
 logger = logging.getLogger("overrides.polling")
@@ -104,6 +106,16 @@ def _claim_rows(plans: list[tuple[int, datetime | None, datetime]]) -> None:
         raise _Contended
 
 
+def _after_missed_slots(when: datetime, interval: timedelta, now: datetime) -> tuple[datetime, datetime]:
+    """(due, until) of a claim. After missed slots (a dispatcher outage) the row is checked late, at once; but
+    when the next slot is under a second away (and half an interval) that slot's check serves instead, so the
+    row is not checked twice within a moment."""
+    until = next_due(when, interval, now)
+    if when + interval <= now and until - now < min(interval / 2, timedelta(seconds=1)):
+        return until, until + interval
+    return when, until
+
+
 def claim_checks(*, now: datetime | None = None, horizon: timedelta = timedelta(0),
                  limit: int = 500) -> list[ClaimedCheck]:
     """Claim the live overrides due by `now + horizon` (or never scheduled), earliest first, at most `limit`.
@@ -123,7 +135,7 @@ def claim_checks(*, now: datetime | None = None, horizon: timedelta = timedelta(
                 for row in rows.values(*_CHECK_FIELDS)[:limit]:
                     interval = scan_interval_of(row["scan_interval"])
                     when = row["next_check_at"] or now
-                    plans.append((row, interval, when, next_due(when, interval, now)))
+                    plans.append((row, interval, *_after_missed_slots(when, interval, now)))
                 if bulk:
                     _claim_rows([(row["pk"], row["next_check_at"], until) for row, _, _, until in plans])
                 else:
@@ -215,6 +227,7 @@ def record_check(claim: ClaimedCheck, result: DigestLookup, *, at: datetime | No
                     override_id=claim.pk, digest=digest, previous_digest=old, image_ref=result.reference,
                     origin=DigestOrigin.REGISTRY, observed_at=at)
                 logger.info("override %s: %s is now %s (was %s)", claim.name, result.reference, digest, old or "-")
+                metrics.DIGEST_CHANGES.labels("registry").inc()
                 return "changed" if old else "first"
         # Someone else recorded a digest meanwhile: compare with theirs (theirs may be this very one).
         current = live.values_list("registry_digest", flat=True).first()
@@ -226,6 +239,7 @@ def record_check(claim: ClaimedCheck, result: DigestLookup, *, at: datetime | No
 
 def _record_failure(claim: ClaimedCheck, live, error: RegistryError, at: datetime) -> str:
     failures = claim.failures + 1
+    metrics.REGISTRY_ERRORS.labels(str(error.kind)).inc()
     retry_at = at + failure_delay(claim.interval, failures, error.retry_after, at)
     message = error.message[:2000]
     with transaction.atomic():
@@ -260,7 +274,9 @@ def check_override(pk: int, *, only_if_due: bool = False) -> str | None:
     source = ModuleSource.all_objects.filter(pk=claim.source_id).first()
     if source is None:
         return None
-    return record_check(claim, lookup(claim, source), at=None)
+    outcome = record_check(claim, lookup(claim, source), at=None)
+    metrics.check_recorded(outcome, registry_host(source.repo or ""))
+    return outcome
 
 
 def request_checks(pks: list[int]) -> int:

@@ -46,6 +46,7 @@ from overrides.polling import checks as polling
 from overrides.polling.circuits import HostCircuits, HostState, host_of
 from overrides.polling.lease import DispatcherLease
 from overrides.polling.watchdog import DISPATCHER_TASK
+from portal import metrics
 from registry.errors import DigestLookup, ErrorKind, ModuleListing, RegistryError
 
 logger = logging.getLogger("overrides.polling.dispatcher")
@@ -365,10 +366,12 @@ class Dispatcher:
             logger.exception("dispatcher: writing %s results failed; those rows are checked again next interval",
                              len(batch))
             return
+        outcome_of = iter(outcomes)
         for work, started, _, _ in batch:
             if work.kind == "check":
                 self.report.per_override[work.claim.pk] += 1
                 self.report.lateness.append(started - work.at)
+                metrics.check_recorded(next(outcome_of), work.host, started - work.at)
         self.report.checks += len(outcomes)
         self.report.changes += sum(1 for o in outcomes if o in ("first", "changed"))
         self.report.failures += outcomes.count("failed")

@@ -16,8 +16,9 @@ from django.views.decorators.http import require_POST
 from overrides import services
 from overrides.cluster.state import cluster_enabled
 from overrides.forms import OverrideForm, apply_service_errors
-from overrides.models import DigestObservation, DigestOrigin, ModulePullOverride, ModuleSource, ObjectChange
+from overrides.models import DigestOrigin, ModulePullOverride, ModuleSource, ObjectChange
 from overrides.presentation import digest_timeline, override_notices, override_status, with_module_outcomes
+from overrides.selectors import digest_history, offered_module_names
 from overrides.verdict import cluster_module_of, with_verdict_inputs
 
 from .access import (
@@ -85,8 +86,7 @@ def applied_manifest(override: ModulePullOverride) -> tuple[str, str]:
 def _timeline_context(request: HttpRequest, override: ModulePullOverride) -> dict:
     """One page of the digest timeline: a page of registry observations (keyset) and the cluster observations
     in its time window. At most four queries whatever the history's length."""
-    history = DigestObservation.objects.filter(override=override)
-    registry = history.filter(origin=DigestOrigin.REGISTRY)
+    registry = digest_history(override, DigestOrigin.REGISTRY)
     page = keyset_page(registry, time_field="observed_at", size=TIMELINE_PAGE,
                        before=request.GET.get("before"), after=request.GET.get("after"))
     older = page.beyond_older
@@ -101,18 +101,18 @@ def _timeline_context(request: HttpRequest, override: ModulePullOverride) -> dic
         newer = (registry.filter(observed_at__gte=first.observed_at)
                  .filter(Q(observed_at__gt=first.observed_at) | Q(id__gt=first.id))
                  .order_by("observed_at", "id").first())
-    cluster = history.filter(origin=DigestOrigin.CLUSTER)
+    cluster = digest_history(override, DigestOrigin.CLUSTER)
     if older is not None:
         cluster = cluster.filter(observed_at__gt=older.observed_at)
     if newer is not None:
         cluster = cluster.filter(observed_at__lt=newer.observed_at)
     # Cluster observations are written only when the running digest changes, so a window holds few of them;
     # the cap only bounds a pathological history.
-    cluster_rows = list(cluster.order_by("-observed_at", "-id")[: TIMELINE_PAGE * 4])
-    module = history.filter(origin=DigestOrigin.MODULE)
+    cluster_rows = list(cluster[: TIMELINE_PAGE * 4])
+    module = digest_history(override, DigestOrigin.MODULE)
     if older is not None:
         module = module.filter(observed_at__gt=older.observed_at)
-    module_rows = list(module.order_by("-observed_at", "-id")[: TIMELINE_PAGE * 8])
+    module_rows = list(module[: TIMELINE_PAGE * 8])
     return {
         "timeline": with_module_outcomes(digest_timeline(page.items, cluster_rows, older, newer), module_rows),
         "timeline_page": page,
@@ -161,7 +161,7 @@ def _form_page(request: HttpRequest, form: OverrideForm, override: ModulePullOve
     source = next((s for s in sources if s.name == selected), sources[0] if sources else None)
     return render(request, "overrides/override_form.html", {
         "form": form, "override": override, "sources": sources,
-        "module_suggestions": source.known_modules if source else [],
+        "module_suggestions": offered_module_names(source) if source else [],
     })
 
 

@@ -44,10 +44,6 @@ class KeysetPage:
     beyond_older: object | None = None
     beyond_newer: object | None = None
 
-    @property
-    def is_first(self) -> bool:
-        return self.newer is None
-
 
 def keyset_page(queryset: QuerySet, *, time_field: str, size: int, before: str | None = None,
                 after: str | None = None) -> KeysetPage:

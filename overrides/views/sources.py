@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from overrides import enqueue, services
 from overrides.forms import SourceForm, apply_service_errors
 from overrides.models import ModulePullOverride, ModuleSource, SkippedClusterObject
+from overrides.selectors import offered_module_names, offered_modules
 
 from .access import SOURCE_ADD, SOURCE_CHANGE, SOURCE_DELETE, SOURCE_VIEW, require_perm, web_actor
 
@@ -32,30 +33,25 @@ def source_list(request: HttpRequest) -> HttpResponse:
     sources = ModuleSource.objects.annotate(
         override_count=Count("overrides", filter=Q(overrides__deleted_at__isnull=True))
     ).order_by("name")
+    rows = [(source, len(offered_module_names(source))) for source in sources]
     # Admins see what the read-back left out of the portal (overrides.cluster.skips), to fix it in the cluster.
     skipped = (list(SkippedClusterObject.objects.all()[:200])
                if request.user.has_perm("overrides.view_skippedclusterobject") else [])
-    return render(request, "overrides/source_list.html", {"sources": sources, "skipped": skipped})
+    return render(request, "overrides/source_list.html", {"sources": rows, "skipped": skipped})
 
 
 def module_rows(source: ModuleSource) -> list[dict]:
     """One row per module the source offers: found by the portal's discovery and/or listed in the cluster's
     status, with the cluster's policy/overridden flag and the portal's override of that module, if any."""
-    status = {m.get("name"): m for m in source.status_modules or [] if m.get("name")}
-    discovered = set(source.discovered_modules or [])
     overrides = dict(ModulePullOverride.objects.values_list("name", "source__name"))
-    rows = []
-    for name in source.known_modules:
-        cluster = status.get(name, {})
-        rows.append({
-            "name": name,
-            "discovered": name in discovered,
-            "policy": cluster.get("policy", ""),
-            "cluster_overridden": bool(cluster.get("overridden")),
-            "error": cluster.get("error", ""),
-            "override_source": overrides.get(name),
-        })
-    return rows
+    return [{
+        "name": module.name,
+        "discovered": module.discovered,
+        "policy": module.reported.get("policy", ""),
+        "cluster_overridden": bool(module.reported.get("overridden")),
+        "error": module.reported.get("error", ""),
+        "override_source": overrides.get(module.name),
+    } for module in offered_modules(source)]
 
 
 @require_perm(SOURCE_VIEW)
@@ -148,7 +144,7 @@ def source_modules(request: HttpRequest, name: str) -> JsonResponse:
     source = ModuleSource.objects.filter(name=name).first()
     if source is None:
         return JsonResponse({"modules": [], "error": f'There is no source named "{name}".'}, status=404)
-    return JsonResponse({"modules": source.known_modules, "error": None})
+    return JsonResponse({"modules": offered_module_names(source), "error": None})
 
 
 @require_GET

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from django.core.management.base import BaseCommand
@@ -51,6 +52,30 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def web_command(host: str, port: int, workers: int) -> list[str]:
+    """gunicorn with uvicorn workers on the ASGI application: a rollout wait holds no thread (see
+    overrides/api/rollout_waits.py); other requests run in Django's threads as under WSGI."""
+    return [
+        sys.executable, "-m", "gunicorn", "portal.asgi:application", "--worker-class", "uvicorn_worker.UvicornWorker",
+        "--bind", f"{host}:{port}", "--workers", str(workers), "--access-logfile", "-", "--graceful-timeout", "5",
+        "--config", "python:portal.gunicorn_config",
+    ]
+
+
+def metrics_environment(env: dict[str, str]) -> dict[str, str]:
+    """A fresh PROMETHEUS_MULTIPROC_DIR shared by the web and job processes, unless one is given."""
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mpo-portal-metrics-")
+    return env
+
+
+def web_environment(env: dict[str, str]) -> dict[str, str]:
+    """On PostgreSQL the ASGI server uses a connection pool (PORTAL_DB_POOL), unless set otherwise."""
+    if env.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        env = {**env, "PORTAL_DB_POOL": env.get("PORTAL_DB_POOL", "1")}
+    return env
+
+
 class Command(BaseCommand):
     help = "Run gunicorn and the django-q2 cluster (qcluster) together; stop both on Ctrl-C, SIGTERM or when one exits."
 
@@ -61,14 +86,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: int, workers: int, **options):
         python = sys.executable
-        web = [
-            python, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"{host}:{port}",
-            "--workers", str(workers), "--threads", "8", "--access-logfile", "-", "--graceful-timeout", "5",
-        ]
+        web = web_command(host, port, workers)
         jobs = [python, "manage.py", "qcluster"]
         self.stdout.write(f"MPO Portal on http://{host}:{port}/ (admin at /admin/, API docs at /api/docs/)")
-        web_process = subprocess.Popen(web)
-        jobs_process = subprocess.Popen(jobs, process_group=0)
+        env = metrics_environment(dict(os.environ))
+        web_process = subprocess.Popen(web, env=web_environment(env))
+        jobs_process = subprocess.Popen(jobs, env=env, process_group=0)
         procs = [web_process, jobs_process]
         # Start polling now rather than at the watchdog Schedule's first firing (django-q2 looks at Schedules
         # only every ~30 s); the dispatcher's lease makes a second start a no-op.

@@ -1,0 +1,66 @@
+"""The shipped web server (gunicorn + uvicorn workers on portal.asgi): many rollout waits, few threads.
+
+A real server process on the test database: 60 pipelines wait at once while other API calls stay answered,
+the worker's thread count stays far below the number of waits, /metrics (multiprocess mode) counts the waits
+in flight, and every wait ends with its own clean outcome.
+"""
+
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from overrides.models import ModulePullOverride
+from tests.fixtures.jobs import wait_for
+from tests.test_api_support import ci_user, make_token  # noqa: F401 - fixture
+
+WAITS = 60
+METRICS_TOKEN = "server-metrics-token"
+
+
+def _threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_many_waits_hold_no_thread_each_and_the_api_stays_answered(web_server_factory, ci_user,  # noqa: F811
+                                                                    make_override):
+    metrics_dir = tempfile.mkdtemp(prefix="mpo-test-metrics-")
+    server = web_server_factory({"PROMETHEUS_MULTIPROC_DIR": metrics_dir, "PORTAL_METRICS_TOKEN": METRICS_TOKEN})
+    base = server.url
+    make_override(name="echo")
+    ModulePullOverride.objects.filter(name="echo").update(sync_state="pending")  # nothing final: waits wait
+    headers = {"Authorization": f"Bearer {make_token(ci_user, write=False)}"}
+    [worker] = server.worker_pids()
+    idle_threads = _threads(worker)
+
+    def wait_once(_):
+        return requests.get(f"{base}/api/v1/overrides/echo/rollout/", params={"timeout": 6}, headers=headers,
+                            timeout=30)
+
+    with ThreadPoolExecutor(WAITS) as pool:
+        futures = [pool.submit(wait_once, i) for i in range(WAITS)]
+
+        def in_flight() -> float:
+            text = requests.get(f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+                                timeout=10).text
+            line = next(x for x in text.splitlines() if x.startswith("mpo_portal_rollout_waits_in_flight"))
+            return float(line.split()[-1]) == WAITS
+
+        wait_for(in_flight, timeout=20, interval=0.2, what="all waits in flight")
+        busy_threads = _threads(worker)
+        started = time.monotonic()
+        listing = requests.get(f"{base}/api/v1/overrides/", headers=headers, timeout=10)
+        answered_in = time.monotonic() - started
+        results = [f.result() for f in futures]
+    assert listing.status_code == 200 and listing.json()["count"] == 1
+    assert busy_threads < idle_threads + WAITS // 3, (idle_threads, busy_threads)
+    assert [r.status_code for r in results] == [408] * WAITS
+    assert all(r.json()["state"] == "timeout" for r in results)
+    assert answered_in < 6  # answered while every wait was still open (they all last 6 s)
+    print(f"threads: idle {idle_threads}, with {WAITS} waits {busy_threads}", file=sys.stderr)
