@@ -310,7 +310,8 @@ def mirror_modules(now: datetime | None = None, listing: Future | None = None) -
                 override=override, digest=row.digest, image_ref=override.image_ref, origin=DigestOrigin.MODULE,
                 observed_at=now, outcome="failed" if failed else "ready", reason=row.failure if failed else ""))
     with transaction.atomic():
-        ClusterModule.objects.bulk_create(created, batch_size=500)
+        # ignore_conflicts: a read-back running beside this one (import_cluster) may have created the row first.
+        ClusterModule.objects.bulk_create(created, batch_size=500, ignore_conflicts=True)
         for fields, rows in changed.items():
             ClusterModule.objects.bulk_update(rows, [*filter(None, fields.split(",")), "read_at", "observed"],
                                               batch_size=500)
