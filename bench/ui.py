@@ -126,12 +126,13 @@ def main() -> int:
         name = seed(args.overrides, args.history)
         print(f"seeded {args.overrides} overrides, {args.history} history rows, 10000 audit records "
               f"in {time.perf_counter() - started:.1f}s")
+        from django.contrib.auth import get_user_model
         from django.test import Client
 
         from overrides.models import DigestObservation, DigestOrigin
 
         client = Client()
-        client.login(username="bench", password="bench-pass-123")
+        client.force_login(get_user_model().objects.get(username="bench"))  # the login throttle needs a request
         registry_rows = DigestObservation.objects.filter(override__name=name, origin=DigestOrigin.REGISTRY)
         deep = registry_rows.order_by("observed_at", "id")[len(registry_rows) // 2 if args.history else 0]
         from overrides.views.paging import encode_cursor

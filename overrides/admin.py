@@ -31,6 +31,7 @@ from overrides.models import (
     SkippedClusterObject,
 )
 from overrides.tokens import token_create, token_revoke
+from overrides.views.paging import BoundedCountPaginator
 
 
 def _actor(request) -> Actor:
@@ -265,8 +266,10 @@ class DigestObservationAdmin(ReadOnlyAdmin):
     search_fields = ("override__name", "digest", "image_ref")
     list_select_related = ("override",)
     raw_id_fields = ("override",)
-    date_hierarchy = "observed_at"
+    # No date_hierarchy: its month drill-down is a DISTINCT over every row (2 s at 200k rows on SQLite); the
+    # observed_at filter narrows by time at the cost of an index range.
     show_full_result_count = False
+    paginator = BoundedCountPaginator
 
 
 @admin.register(ObjectChange)
@@ -347,6 +350,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         for token in queryset:
             token_revoke(actor=_actor(request), token=token)
 
+    @sensitive_variables("context")
     def response_add(self, request, obj, post_url_continue=None):
         # The token is shown in this one response (not via the messages framework, whose cookie or session
         # storage would keep it).

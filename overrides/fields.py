@@ -10,9 +10,11 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from django.views.decorators.debug import sensitive_variables
 
 
 @lru_cache(maxsize=4)
+@sensitive_variables()  # keys
 def _fernet(keys: tuple[str, ...]) -> MultiFernet:
     try:
         return MultiFernet([Fernet(k) for k in keys])
@@ -23,14 +25,17 @@ def _fernet(keys: tuple[str, ...]) -> MultiFernet:
         ) from None
 
 
+@sensitive_variables()
 def fernet() -> MultiFernet:
     return _fernet(tuple(settings.PORTAL_ENCRYPTION_KEYS))
 
 
+@sensitive_variables()
 def encrypt(value: str) -> str:
     return fernet().encrypt(value.encode()).decode()
 
 
+@sensitive_variables()
 def decrypt(token: str) -> str:
     try:
         return fernet().decrypt(token.encode()).decode()
@@ -44,11 +49,13 @@ def decrypt(token: str) -> str:
 class EncryptedTextField(models.TextField):
     """Holds plaintext in Python, Fernet ciphertext in the database; "" stays "" (no credential)."""
 
+    @sensitive_variables("value")
     def from_db_value(self, value, expression, connection):
         if not value:
             return ""
         return decrypt(value)
 
+    @sensitive_variables("value")
     def get_prep_value(self, value):
         value = super().get_prep_value(value)
         if not value:

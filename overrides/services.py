@@ -70,7 +70,7 @@ def _refuse_builtin(source: ModuleSource) -> None:
         )
 
 
-@sensitive_variables("docker_cfg")
+@sensitive_variables()  # the credential, and what model validation derives from it below
 @transaction.atomic
 def source_create(
     *,
@@ -104,7 +104,7 @@ def source_create(
     return source
 
 
-@sensitive_variables("changes", "old_secret", "value")
+@sensitive_variables()  # the credentials old and new, and what model validation derives from them below
 @transaction.atomic
 def source_update(*, actor: Actor, source: ModuleSource, message: str = "", **changes: Any) -> ModuleSource:
     """Change a source's spec. `docker_cfg=None` (or absent) keeps the stored credential; "" clears it."""

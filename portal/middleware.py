@@ -1,5 +1,6 @@
 """Request id: one UUID per request, echoed as X-Request-ID, stored on audit rows, in log lines and in the tasks
-the request enqueued (`carry_request_id` puts it into the task; `adopt_request_id` sets it in the worker)."""
+the request enqueued (`carry_request_id` puts it into the task; `adopt_request_id` sets it in the worker); and the
+Content-Security-Policy header."""
 
 import contextvars
 import logging
@@ -11,7 +12,9 @@ from django.conf import settings as django_settings
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-_VALID_ID = re.compile(r"^[0-9a-fA-F-]{32,36}$")
+# A UUID as proxies write it: canonical with hyphens, or 32 hex digits; anything else gets a fresh id.
+_VALID_ID = re.compile(r"\A(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})\Z",
+                       re.IGNORECASE)
 TASK_KEY = "request_id"  # the key in a django-q2 task package
 
 
@@ -101,3 +104,30 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         if static_file is not None:
             return await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
         return await self.get_response(request)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Sends settings.PORTAL_CONTENT_SECURITY_POLICY on every response that has none of its own. Sync and async."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        return self._with_policy(self.get_response(request))
+
+    async def _acall(self, request):
+        return self._with_policy(await self.get_response(request))
+
+    @staticmethod
+    def _with_policy(response):
+        policy = django_settings.PORTAL_CONTENT_SECURITY_POLICY
+        if policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = policy
+        return response

@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "portal.monitoring.HttpMetricsMiddleware",
     "portal.health.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "portal.middleware.ContentSecurityPolicyMiddleware",
     "portal.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -174,6 +175,21 @@ LOGOUT_REDIRECT_URL = "login"
 if PRODUCTION:
     SESSION_COOKIE_SECURE = _env_bool("PORTAL_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # HSTS on HTTPS responses; subdomains and preload only on request, as they bind other hosts of the domain.
+    SECURE_HSTS_SECONDS = int(os.environ.get("PORTAL_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("PORTAL_HSTS_INCLUDE_SUBDOMAINS")
+    SECURE_HSTS_PRELOAD = _env_bool("PORTAL_HSTS_PRELOAD")
+    SECURE_SSL_REDIRECT = _env_bool("PORTAL_SSL_REDIRECT")
+if PORTAL_NUM_PROXIES:
+    # Behind a TLS-terminating proxy: its X-Forwarded-Proto says whether the client used HTTPS (HSTS, redirects).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Every page's own scripts and styles only (no inline script anywhere; style attributes are allowed for the
+# admin and Swagger UI); no framing, no plugins, forms post to the portal only.
+PORTAL_CONTENT_SECURITY_POLICY = os.environ.get(
+    "PORTAL_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
 
 # --- cluster ---------------------------------------------------------------------------------------
 # "auto": KUBECONFIG or in-cluster config when present, else off; "off": never talk to a cluster.
@@ -187,6 +203,13 @@ PORTAL_CLUSTER_TIMEOUT = float(os.environ.get("PORTAL_CLUSTER_TIMEOUT", "5"))
 # --- registry --------------------------------------------------------------------------------------
 REGISTRY_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_CONNECT_TIMEOUT", "3"))
 REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", "5"))
+# Which registries and token servers the portal may request (see registry/destinations.py): host patterns, and
+# whether non-public addresses are refused (production); token servers on another host that get credentials.
+REGISTRY_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("PORTAL_REGISTRY_ALLOWED_HOSTS", "").split(",")
+                          if h.strip()]
+REGISTRY_REFUSE_PRIVATE = _env_bool("PORTAL_REGISTRY_REFUSE_PRIVATE", default=PRODUCTION)
+REGISTRY_TRUSTED_REALMS = [h.strip() for h in os.environ.get("PORTAL_REGISTRY_TRUSTED_REALMS", "").split(",")
+                           if h.strip()]
 # --- polling (see overrides/polling/) --------------------------------------------------------------
 # Threads of the dispatcher's check pool, and at most how many of them one registry host may hold (a hung
 # registry then cannot starve the others).
@@ -277,7 +300,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_PERMISSIONS": ["overrides.api.permissions.ApiDocsAccess"],  # PORTAL_API_DOCS_PUBLIC
 }
+# /api/schema/ and /api/docs/ without login: open for development, closed in production unless asked for.
+PORTAL_API_DOCS_PUBLIC = _env_bool("PORTAL_API_DOCS_PUBLIC", default=not PRODUCTION)
 
 # "plain" lines for people, "json" (one object per line, with the request id) for log collectors.
 PORTAL_LOG_FORMAT = os.environ.get("PORTAL_LOG_FORMAT", "plain").strip().lower() or "plain"

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from overrides.api.urls import not_found as api_not_found
 from portal.monitoring import metrics_view
@@ -16,7 +16,7 @@ urlpatterns = [
     path("api/v1/webhooks/", include("overrides.polling.webhooks")),  # registry pushes, before the API catch-all
     path("api/v1/", include("overrides.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     re_path(r"^api/(?P<rest>[\s\S]*)\Z", api_not_found),  # any path, newlines included
     path("metrics", metrics_view, name="metrics"),  # Prometheus; bearer PORTAL_METRICS_TOKEN
     path("", include("overrides.urls")),

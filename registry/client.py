@@ -197,7 +197,7 @@ def _tag_pages(target: Target, repo_path: str, page_size: int, timeout: tuple[fl
         if not isinstance(tags, list):
             raise RegistryError(ErrorKind.REGISTRY_ERROR, f"{target.what} answered a tag list without tags.",
                                 status=200)
-        yield [t for t in tags if isinstance(t, str)]
+        yield [t for t in tags if isinstance(t, str) and _TAG_RE.match(t)]  # names only, never arbitrary text
         if not tags or not link:
             return
         url = urljoin(response.url or url, link)

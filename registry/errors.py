@@ -25,6 +25,7 @@ class ErrorKind(enum.StrEnum):
     CONNECTION_REFUSED = "connection_refused"
     RATE_LIMITED = "rate_limited"
     REGISTRY_ERROR = "registry_error"
+    DESTINATION_REFUSED = "destination_refused"  # a host or address the portal may not request (registry.destinations)
 
 
 @dataclass(eq=True)

@@ -26,6 +26,7 @@ from requests.adapters import HTTPAdapter
 
 from portal.json_input import parse_json
 
+from . import destinations
 from .auth import Challenge, Credentials, Token, TokenCache, credentials_for, parse_challenges, split_repo
 from .errors import ErrorKind, RegistryError
 from .failures import auth_error, connection_error, status_error, tls_error
@@ -36,6 +37,13 @@ DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_READ_TIMEOUT = 5.0
 DEFAULT_POOL_SIZE = 16
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a tags page of 1000 names is ~30 KB; anything near this is not a registry
+MAX_REDIRECTS = 5
+DISTRIBUTION_CODES = frozenset({
+    "BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN",
+    "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "MANIFEST_UNVERIFIED", "NAME_INVALID", "NAME_UNKNOWN", "SIZE_INVALID",
+    "TAG_INVALID", "UNAUTHORIZED", "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS", "UNKNOWN", "UNAVAILABLE",
+    "PAGINATION_NUMBER_INVALID", "RANGE_INVALID",
+})
 
 
 def setting(name: str, default):
@@ -145,11 +153,17 @@ class Endpoint:
         # it on every request (about a tenth of a local look-up) and would also consult ~/.netrc.
         self.session.proxies.update(requests.utils.get_environ_proxies(f"{scheme}://{host}"))
         self.session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        # Direct connections go through the destination guard at connect time; through a proxy (which resolves
+        # the name itself) the name is checked here before each request instead.
+        self.proxied = bool(self.session.proxies.get(scheme))
+        adapter_class = HTTPAdapter if self.proxied else destinations.GuardedAdapter
+        adapter = adapter_class(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.base_url = f"{self.oras.prefix}://{host}"
         self.host = host
+        self.hostname, port = destinations.split_host_port(host)
+        self.port = port or (80 if scheme == "http" else 443)
         self.verify = verify
         # "basic" or "bearer" once the registry challenged us: later requests authenticate up front instead of
         # paying an anonymous round trip each time. A benign race: threads write the same value.
@@ -157,11 +171,33 @@ class Endpoint:
 
     def send(self, method: str, url: str, headers: dict[str, str], timeout: tuple[float, float], what: str,
              stream: bool = False, ca: str = "", source: str = "") -> requests.Response:
-        """One bounded request; transport failures become RegistryError naming `what` (host or token server)."""
+        """One bounded request; transport failures become RegistryError naming `what` (host or token server).
+
+        Redirects are followed on the same scheme, host and port only (at most MAX_REDIRECTS): credentials and the
+        destination guard are per host, and a registry has no business sending the portal elsewhere.
+        """
+        destinations.check_name(self.hostname, self.port)
+        if self.proxied:
+            destinations.check_resolved(self.hostname, self.port)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._send_once(method, url, headers, timeout, what, stream, ca, source)
+            if not response.is_redirect:
+                return response
+            location = requests.compat.urljoin(url, response.headers.get("Location", ""))
+            response.close()
+            if urlsplit(location).scheme != urlsplit(url).scheme or urlsplit(location).netloc.lower() != self.host:
+                raise RegistryError(
+                    ErrorKind.REGISTRY_ERROR, f"{what} answered HTTP {response.status_code} with a redirect to "
+                    "another host; the portal follows redirects only on the same host.", status=response.status_code)
+            url = location
+        raise RegistryError(ErrorKind.REGISTRY_ERROR, f"{what} redirected more than {MAX_REDIRECTS} times.")
+
+    def _send_once(self, method: str, url: str, headers: dict[str, str], timeout: tuple[float, float], what: str,
+                   stream: bool, ca: str, source: str) -> requests.Response:
         try:
             return self.session.request(
                 method, url, headers=headers, timeout=timeout, verify=self.verify, auth=_NO_AUTH,
-                allow_redirects=True, stream=stream,
+                allow_redirects=False, stream=stream,
             )
         except requests.exceptions.SSLError as exc:
             raise tls_error(exc, what, ca, source) from None
@@ -346,6 +382,9 @@ def _request_token(target: Target, challenge: Challenge, scope: str,
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise RegistryError(ErrorKind.REGISTRY_ERROR, f"{target.host} named an unusable token server realm.")
     what = f"the token server {parts.netloc} of {target.host}"
+    destinations.check_realm(registry_scheme=target.scheme, registry_host=target.host, realm_scheme=parts.scheme,
+                             realm_netloc=parts.netloc.lower(), source=target.name,
+                             with_credentials=target.creds is not None)
     endpoint = ENDPOINTS.get(parts.scheme, parts.netloc.lower(), target.ca)
     params = {"scope": challenge.scope or scope}
     if challenge.service:
@@ -420,4 +459,6 @@ def error_codes(response: requests.Response, timeout: tuple[float, float], targe
     errors = data.get("errors") if isinstance(data, dict) else None
     if not isinstance(errors, list):
         return []
-    return [str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code")]
+    # Only the codes of the distribution spec: an error text shows the portal's own request, never what a
+    # foreign server (an internal service behind a wrong repo) chose to put in its body.
+    return [str(e.get("code")) for e in errors if isinstance(e, dict) and str(e.get("code")) in DISTRIBUTION_CODES]

@@ -83,7 +83,7 @@ def test_digest_history_newest_first_and_filtered(api, make_override):
                                          origin=origin, observed_at=now + timedelta(seconds=i),
                                          previous_digest=f"sha256:{i - 2:064d}" if i == 2 else "")
     data = api.get("/api/v1/overrides/echo/digests/").json()
-    assert data["count"] == 3
+    assert "count" not in data  # no COUNT over the whole history (cursor paging)
     assert [d["digest"][-1] for d in data["results"]] == ["2", "1", "0"]
     assert data["results"][0] == {"digest": f"sha256:{2:064d}", "previousDigest": f"sha256:{0:064d}",
                                   "imageRef": override.image_ref, "origin": "registry",

@@ -106,8 +106,29 @@ def test_a_row_no_url_can_hold_never_breaks_a_list_page(client, admin_user, make
     ModulePullOverride.objects.create(name="dotted.module", source=source, image_tag="main")
     ModulePullOverride.objects.create(name="echo", source=source, image_tag="main")
     client.force_login(admin_user)
-    for url in ("/", "/dashboard/rows/", "/sources/", "/sources/dev/", "/audit/"):
+    for url in ("/", "/dashboard/rows/", "/sources/", "/sources/dev/", "/sources/dev/delete/", "/audit/"):
         response = client.get(url)
         assert response.status_code == 200, url
     rows = client.get("/dashboard/rows/").content.decode()
     assert "dotted.module" in rows and 'href="/overrides/echo/"' in rows
+
+
+def test_an_imported_override_with_an_unusable_tag_is_fixed_in_the_edit_form(cluster_settings, client, admin_user,
+                                                                             make_source):
+    """Rows imported before the read-back refused such tags: the form takes a valid tag, and the cluster gets it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    emu = cluster_settings
+    emu.create_module_source("dev", "registry.example.com/dev/modules", scheme="HTTPS")
+    emu.create_mpo("echo", "main", source="dev")
+    assert sync.read_back().imported == ["ModuleSource dev", "ModulePullOverride echo"]
+    ModulePullOverride.objects.filter(name="echo").update(image_tag="-not-a-tag")  # as an older import stored it
+    client.force_login(admin_user)
+    assert client.get("/overrides/echo/edit/").status_code == 200
+    response = client.post("/overrides/echo/edit/", {"source": "dev", "image_tag": "pr-7", "scan_interval": "15s"})
+    assert response.status_code == 302
+    assert ModulePullOverride.objects.get(name="echo").image_tag == "pr-7"
+    sync.apply_due(now=timezone.now() + timedelta(hours=1))
+    assert emu.get("mpo", "echo")["spec"]["imageTag"] == "pr-7"

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.views.debug import ExceptionReporter
 
 from overrides import services
+from registry import auth as registry_auth
 from tests.registries.credentials import make_docker_cfg as docker_cfg_for
 from tests.test_api_support import *
 
@@ -46,13 +47,18 @@ def test_debug_is_off_by_default_and_opt_in(tmp_path):
     assert "PORTAL_DEBUG=1 cannot be combined with PORTAL_PRODUCTION=1" in refused
 
 
-@pytest.fixture
-def failing_audit(monkeypatch):
-    """The fault: the audit write fails after the credential was validated (deep inside the service)."""
-    def explode(**kwargs):
-        raise RuntimeError("forced failure for the error report")
+def _explode(*args, **kwargs):
+    raise RuntimeError("forced failure for the error report")
 
-    monkeypatch.setattr(services, "record_change", explode)
+
+@pytest.fixture(params=["audit", "decoder"])
+def failing_audit(monkeypatch, request):
+    """The fault: the audit write fails after the credential was validated (inside the service), or the
+    dockerCfg decoder fails while validating it (deep under model validation)."""
+    if request.param == "audit":
+        monkeypatch.setattr(services, "record_change", _explode)
+    else:
+        monkeypatch.setattr(registry_auth, "parse_json", _explode)
 
 
 @pytest.fixture

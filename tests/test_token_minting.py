@@ -70,6 +70,8 @@ def test_admin_superuser_creates_a_token_for_someone_else(client, admin_user, to
     assert change.action == "create" and change.context == "admin" and change.user == admin_user
     assert change.after["owner"] == "staff" and change.after["hint"] == token.key_hint
     assert plaintext not in str(change.after) and token.key_hash not in str(change.after)
+    audit = client.get("/audit/").content.decode()
+    assert "API token" in audit and "owner: staff" in audit and plaintext not in audit
 
 
 def test_the_model_refuses_a_change_of_user(token_staff, admin_user):

@@ -105,5 +105,7 @@ VALIDATION = OpenApiResponse(validation_error_schema(), description="Invalid inp
 AUTH_ERRORS = {
     401: error("No token, or an unknown or expired one (see WWW-Authenticate)."),
     403: error("The token is read-only, or its owner lacks the model permission."),
+    429: error("Too many requests with this token, or too many invalid tokens from this address; retry after "
+               "the Retry-After seconds."),
 }
 NOT_FOUND = {404: error("No such object.")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import exceptions, permissions
 
 from overrides.models import ApiToken
@@ -37,6 +38,16 @@ class TokenModelPermissions(permissions.DjangoModelPermissions):
         if method not in permissions.SAFE_METHODS and getattr(view, "permission_method", None):
             method = view.permission_method
         return user.has_perms(self.get_required_permissions(method, model))
+
+
+class ApiDocsAccess(permissions.BasePermission):
+    """/api/schema/ and /api/docs/: anyone when PORTAL_API_DOCS_PUBLIC (the development default), else a login
+    or a token."""
+
+    def has_permission(self, request, view) -> bool:
+        if settings.PORTAL_API_DOCS_PUBLIC:
+            return True
+        return bool(request.user and request.user.is_authenticated)
 
 
 def _perm(model, action: str) -> str:

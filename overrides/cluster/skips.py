@@ -94,7 +94,7 @@ def record_skips(skipped: dict[SkipKey, str]) -> None:
                 seen.append(row.pk)
                 continue
             logger.warning("not imported from the cluster: %s %s: %s", kind, name, reason)
-        SkippedClusterObject.objects.bulk_create(new)
+        SkippedClusterObject.objects.bulk_create(new, ignore_conflicts=True)  # a concurrent read-back wrote it
         if seen:
             SkippedClusterObject.objects.filter(pk__in=seen).update(last_seen_at=now)
     for kind, name in (key for key in existing if key not in skipped):

@@ -50,7 +50,7 @@ def status_badge(override, short: bool = False) -> str:
     return html
 
 
-OBJECT_KINDS = {"modulepulloverride": "override", "modulesource": "source"}
+OBJECT_KINDS = {"modulepulloverride": "override", "modulesource": "source", "apitoken": "API token"}
 OBJECT_URLS = {"modulepulloverride": "ui:override", "modulesource": "ui:source"}
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
+from django.utils.functional import cached_property
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -46,12 +48,13 @@ class KeysetPage:
 
 
 def keyset_page(queryset: QuerySet, *, time_field: str, size: int, before: str | None = None,
-                after: str | None = None) -> KeysetPage:
-    """The page of `queryset` older than cursor `before`, or newer than `after`, or the newest page."""
+                after: str | None = None, newest_when_empty: bool = True) -> KeysetPage:
+    """The page of `queryset` older than cursor `before`, or newer than `after`, or the newest page (also for a
+    cursor past either end, unless `newest_when_empty` is False: then that page is empty)."""
     key = decode_cursor(before) or decode_cursor(after)
     if key is not None:
         page = _page_at(queryset, time_field, size, key, older_than=decode_cursor(before) is not None)
-        if page.items:
+        if page.items or not newest_when_empty:
             return page
     # No cursor, a malformed one, or one past either end: the newest page.
     rows = list(queryset.order_by(f"-{time_field}", "-id")[: size + 1])
@@ -89,3 +92,15 @@ def _page(items: list, time_field: str, *, older: bool, newer: bool, beyond_olde
         beyond_older=beyond_older,
         beyond_newer=beyond_newer,
     )
+
+
+class BoundedCountPaginator(Paginator):
+    """Django's paginator for the admin's long lists, counting at most `COUNT_CAP` rows (`SELECT COUNT(*) FROM
+    (... LIMIT cap)`): a full COUNT of 200k digests costs more than the page itself, and no one pages a hundred
+    pages deep in the admin; beyond them, its filters and date drill-down narrow the list."""
+
+    COUNT_CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.COUNT_CAP].count()
