@@ -262,3 +262,29 @@ def test_dashboard_and_api_filter_by_verdict(client, admin_user, make_source, ma
     assert [(o["name"], o["verdict"]["state"]) for o in listed] == [("alpha", "running")]
     assert set(listed[0]["verdict"]) == {"state", "summary", "reason", "since"}
     assert api.get("/api/v1/overrides/", {"verdict": "nope"}).status_code == 400
+
+
+@pytest.mark.parametrize(("served", "chosen"), [(["v1alpha1"], "v1alpha1"), (["v1beta1"], "v1beta1"),
+                                                (["v1alpha1", "v1beta1"], "v1beta1")])
+def test_the_module_version_is_discovered(kube_emulator_factory, settings, served, chosen):
+    from overrides.cluster import client as cluster
+
+    emu = kube_emulator_factory(module_versions=served)
+    settings.PORTAL_CLUSTER, settings.PORTAL_KUBECONFIG = "on", emu.kubeconfig_path
+    cluster.reset()
+    assert cluster.module_version() == chosen
+    settings.PORTAL_MODULE_API_VERSION = "v1alpha1"
+    assert cluster.module_version() == "v1alpha1"  # the pin wins, without discovery
+
+
+def test_no_module_api_is_a_clear_error(kube_emulator_factory, settings):
+    from overrides.cluster import client as cluster
+    from overrides.cluster.client import ClusterError
+
+    emu = kube_emulator_factory(module_versions=[])
+    settings.PORTAL_CLUSTER, settings.PORTAL_KUBECONFIG = "on", emu.kubeconfig_path
+    cluster.reset()
+    with pytest.raises(ClusterError) as failed:
+        cluster.module_version()
+    assert failed.value.kind == "unserved" and "serves no Module API" in failed.value.message
+    assert cluster.mpo_version() == "v1alpha1"  # the MPO discovery is not disturbed
