@@ -96,8 +96,12 @@ def _short(text: str, limit: int = 80) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
-def override_verdict(override, now: datetime | None = None) -> Verdict:
-    """The verdict of one override (see the module docstring)."""
+def override_verdict(override, now: datetime | None = None, wanted: str | None = None) -> Verdict:
+    """The verdict of one override (see the module docstring).
+
+    `wanted`: the digest a rollout waits for; when the cluster reports it, a newer registry digest does not make
+    the verdict `pending` (the question is whether *that* digest runs).
+    """
     now = now or timezone.now()
     module = cluster_module_of(override)
     if override.deleted_at is not None:
@@ -126,7 +130,7 @@ def override_verdict(override, now: datetime | None = None) -> Verdict:
         return Verdict(UNKNOWN, "no status yet", "The cluster has not reported a digest for this override yet.",
                        override.synced_at, digest)
     registry = override.registry_digest
-    if registry and registry != digest and not override.registry_error:
+    if registry and registry != digest and not override.registry_error and wanted != digest:
         return Verdict(PENDING, "new image, not deployed", f"The registry has {registry} for {override.image_tag}; "
                        f"the cluster runs {digest}. Renew to deploy it now.",
                        getattr(override, "registry_digest_seen_at", None), registry)

@@ -288,3 +288,19 @@ def test_no_module_api_is_a_clear_error(kube_emulator_factory, settings):
         cluster.module_version()
     assert failed.value.kind == "unserved" and "serves no Module API" in failed.value.message
     assert cluster.mpo_version() == "v1alpha1"  # the MPO discovery is not disturbed
+
+
+@pytest.mark.kube(mpo_versions=["v1alpha1"], module_versions=["v1alpha1"])
+def test_a_wait_for_a_running_digest_is_not_held_up_by_a_newer_build(cluster_settings):
+    """Pipeline A waits for its digest; pipeline B pushed a newer one to the tag meanwhile: A's build runs."""
+    from overrides.api import rollout
+
+    emu = cluster_settings
+    cluster_with_mpo(emu, A)
+    module_v1alpha1(emu, "Ready", "True")
+    sync.read_back()
+    ModulePullOverride.objects.update(registry_digest=B, registry_checked_at=timezone.now())
+    override = with_verdict_inputs(ModulePullOverride.objects.select_related("source")).get(name="echo")
+    assert override_verdict(override).state == "pending"
+    outcome = rollout.evaluate(override, A)
+    assert outcome.state == rollout.ROLLED_OUT and outcome.verdict.state == "running"

@@ -115,7 +115,7 @@ def failure_is_current(override: ModulePullOverride, verdict: verdicts.Verdict, 
 def evaluate(override: ModulePullOverride, requested: str | None) -> Outcome:
     """The rollout's state now, from the row as it is, through the override's verdict."""
     wanted = wanted_digest(override, requested, last_change_time(override))
-    verdict = verdicts.override_verdict(override)
+    verdict = verdicts.override_verdict(override, wanted=wanted)
     if override.deleted_at is not None:
         return Outcome(DELETED, f'The override "{override.name}" was deleted.', wanted, override, verdict=verdict)
     if wanted and verdict.state == verdicts.RUNNING and override.status_image_digest == wanted:
