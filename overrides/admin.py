@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -20,6 +20,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from overrides import services
 from overrides.audit import Actor
 from overrides.forms import apply_service_errors
+from overrides.identity import admin as identity_admin  # noqa: F401 - registers groups and module scopes
 from overrides.models import (
     ApiToken,
     ChangeContext,
@@ -68,6 +69,8 @@ class ServiceAdmin(admin.ModelAdmin):
                         self.saved = model_admin.service_save(request, self.instance, self.cleaned_data, change)
                 except ValidationError as exc:
                     apply_service_errors(self, exc, model_admin.service_error_fields)
+                except PermissionDenied as exc:  # e.g. outside the user's module scope: the rule, on the form
+                    self.add_error(None, str(exc))
 
         ServiceForm.__name__ = base.__name__
         return ServiceForm
@@ -97,6 +100,8 @@ class ServiceAdmin(admin.ModelAdmin):
             self.service_delete(actor=_actor(request), obj=obj)
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), level=messages.ERROR)
+        except PermissionDenied as exc:
+            self.message_user(request, str(exc), level=messages.ERROR)
 
 
 class ModuleSourceForm(forms.ModelForm):
@@ -232,7 +237,11 @@ class ModulePullOverrideAdmin(ServiceAdmin):
     def _renew(self, request, queryset, force):
         count = 0
         for override in queryset.filter(deleted_at__isnull=True):
-            services.override_renew(actor=_actor(request), override=override, force=force)
+            try:
+                services.override_renew(actor=_actor(request), override=override, force=force)
+            except PermissionDenied as exc:
+                self.message_user(request, str(exc), level=messages.ERROR)
+                continue
             count += 1
         self.message_user(request, f"Renew requested for {count} override(s).")
 

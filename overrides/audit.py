@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 
-from overrides.models import ChangeContext, ModulePullOverride, ModuleSource, ObjectChange
+from overrides.models import ApiToken, ChangeContext, ModulePullOverride, ModuleSource, ObjectChange
 
 SECRET_MASK = "***"
 SECRET_REPLACED = f"{SECRET_MASK} (replaced)"
@@ -25,6 +25,15 @@ class Actor:
     context: str
     user: Any = None
     request_id: uuid.UUID | None = None
+    token: Any = None  # the ApiToken of an API request
+
+    @property
+    def identity(self) -> str:
+        """How the actor proved who they are: "token mpo_AbCd…" for API tokens, else the user's e-mail (the one
+        the identity provider gave at sign-in)."""
+        if self.token is not None:
+            return f"token {self.token.key_hint}…"
+        return (getattr(self.user, "email", "") or "") if self.user is not None else ""
 
     @property
     def name(self) -> str:
@@ -42,7 +51,9 @@ class Actor:
         user = getattr(request, "user", None)
         if isinstance(user, AnonymousUser):
             user = None
-        return cls(context=context, user=user, request_id=getattr(request, "id", None))
+        token = getattr(request, "auth", None)
+        return cls(context=context, user=user, request_id=getattr(request, "id", None),
+                   token=token if isinstance(token, ApiToken) else None)
 
 
 def snapshot(obj) -> dict[str, Any]:
@@ -103,6 +114,7 @@ def record_change(
     return ObjectChange.objects.create(
         user=user,
         user_name=actor.name,
+        identity=actor.identity[:255],
         context=actor.context,
         request_id=actor.request_id,
         action=action,

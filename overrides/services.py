@@ -21,6 +21,7 @@ from overrides.cluster.state import SYNC_OFF_MESSAGE, cluster_enabled
 from overrides.models import ChangeAction, ModulePullOverride, ModuleSource, SyncState
 from overrides.polling.checks import record_discovery
 from overrides.presentation import format_utc
+from overrides.scopes import require_module_scope
 from overrides.selectors import offered_module_names
 from overrides.validators import DEFAULT_SCAN_INTERVAL
 from registry.client import discover_modules
@@ -221,6 +222,7 @@ def override_create(
     message: str = "",
 ) -> ModulePullOverride:
     """Override module `name` with `<source repo>/<name>:<image_tag>`; a deleted override of it comes back."""
+    require_module_scope(actor.user, name)
     source = _resolve_source(source)
     override = ModulePullOverride.all_objects.select_for_update().filter(name=name).first()
     if override is not None and not override.is_deleted:
@@ -252,6 +254,7 @@ def override_update(
     if unknown:
         raise TypeError(f"unknown override fields: {sorted(unknown)}")
     override = ModulePullOverride.objects.select_for_update().select_related("source").get(pk=override.pk)
+    require_module_scope(actor.user, override.name)
     before = snapshot(override)
     old_ref = (override.source_id, override.image_tag)
     if "source" in changes:
@@ -304,6 +307,7 @@ def override_upsert(
 
     Pipelines repeat the same upsert; a repeat that changes nothing returns without taking the write lock.
     """
+    require_module_scope(actor.user, name)
     existing = ModulePullOverride.objects.select_related("source").filter(name=name).first()
     if existing is not None and _unchanged(existing, data):
         return existing, False
@@ -327,6 +331,7 @@ def _override_upsert(
 def override_delete(*, actor: Actor, override: ModulePullOverride, message: str = "") -> None:
     """Give the module back: the CR is deleted by the apply; the row and its history are kept."""
     override = ModulePullOverride.objects.select_for_update().select_related("source").get(pk=override.pk)
+    require_module_scope(actor.user, override.name)
     before = snapshot(override)
     override.deleted_at = timezone.now()
     override.next_check_at = None
@@ -345,6 +350,7 @@ def override_renew(
     annotation (plus `modules.deckhouse.io/renew: "true"` when forced, to redeploy an unchanged digest).
     `check_registry=False`: the portal has just read the digest (an auto-renew), only the cluster is asked."""
     override = ModulePullOverride.objects.select_for_update().select_related("source").get(pk=override.pk)
+    require_module_scope(actor.user, override.name)
     now = timezone.now()
     before = snapshot(override)
     override.renew_requested_at = now

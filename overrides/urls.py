@@ -5,7 +5,7 @@ Create pages live under /new/ so that a module or source named "new" keeps its o
 
 from django.urls import path
 
-from overrides.views import audit, dashboard, overrides, sources
+from overrides.views import audit, dashboard, overrides, sources, tokens
 
 app_name = "ui"
 
@@ -27,4 +27,6 @@ urlpatterns = [
     path("sources/<str:name>/modules/", sources.source_modules, name="source-modules"),
     path("sources/<str:name>/tags/", sources.source_tags, name="source-tags"),
     path("audit/", audit.audit_list, name="audit"),
+    path("tokens/", tokens.token_list, name="tokens"),
+    path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
 ]

@@ -4,8 +4,9 @@
 - `/readyz` answers 200 only when the database answers, every migration is applied and the django-q2 broker
   answers; else 503 with `{"status": "unavailable", "failing": ["database", ...], "checks": {...}}` naming the
   failing parts in words (never a credential: messages name only the kind of failure).
-`HealthProbeMiddleware`, first in `MIDDLEWARE`, answers both before anything reads the Host header: the kubelet
-probes the pod's IP, which is not in `PORTAL_ALLOWED_HOSTS`, and needs no session, CSRF or TLS redirect.
+`HealthProbeMiddleware`, first in `MIDDLEWARE`, answers both (and Prometheus's `/metrics`) before anything reads
+the Host header: the kubelet and Prometheus come to the pod's IP, which is not in `PORTAL_ALLOWED_HOSTS`, and need
+no session, CSRF or TLS redirect.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ _migrated = threading.Event()  # once every migration was seen applied, a proces
 
 
 class HealthProbeMiddleware:
-    """Answers `/livez` and `/readyz` itself, before host validation and every other middleware. Sync and async
-    (under the ASGI server a sync-only middleware would give every request, rollout waits included, a thread)."""
+    """Answers `/livez`, `/readyz` and `/metrics` itself, before host validation and every other middleware. Sync
+    and async (under the ASGI server a sync-only middleware would give every request, rollout waits included, a
+    thread)."""
 
     sync_capable = async_capable = True
 
@@ -102,7 +104,14 @@ def readyz(request):
     return JsonResponse(body, status=503 if failing else 200)
 
 
-PROBES = {"/livez": livez, "/readyz": readyz}
+def metrics(request):
+    """Prometheus's `/metrics` (`portal.monitoring`, with its own bearer-token check), also scraped by pod IP."""
+    from portal.monitoring import metrics_view
+
+    return metrics_view(request)
+
+
+PROBES = {"/livez": livez, "/readyz": readyz, "/metrics": metrics}
 
 
 # --- outages while serving -------------------------------------------------------------------------
@@ -117,7 +126,7 @@ def is_outage(exc: BaseException) -> bool:
 
 def outage_body(request) -> dict:
     request_id = str(getattr(request, "id", "") or "")
-    return {"detail": "The portal's database is unavailable; nothing was changed. Retry shortly.",
+    return {"detail": "The portal's database is unavailable. Retry shortly: every change is saved whole or not at all.",
             "requestId": request_id}
 
 

@@ -15,6 +15,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.devkeys import missing_key_message, read_dev_key, var_dir
+from registry import defaults as registry_defaults
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = var_dir()
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "axes",
+    "social_django",
     "overrides",
     "registry",
 ]
@@ -87,6 +89,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "social_django.middleware.SocialAuthExceptionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into portal.login_throttle's answer
 ]
@@ -105,6 +108,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.portal",
+                "overrides.identity.context.signin",
             ],
         },
     },
@@ -172,6 +176,57 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- sign-in (see overrides/identity/) ---------------------------------------------------------------
+# OIDC sign-in (Deckhouse Dex) is on when an issuer is set; local login stays for break-glass admins unless
+# PORTAL_LOCAL_LOGIN=0. Provider groups map to the portal's roles on every sign-in.
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+PORTAL_OIDC_ISSUER = os.environ.get("PORTAL_OIDC_ISSUER", "").strip().rstrip("/")
+PORTAL_OIDC_CLIENT_ID = os.environ.get("PORTAL_OIDC_CLIENT_ID", "").strip()
+PORTAL_OIDC_CLIENT_SECRET = os.environ.get("PORTAL_OIDC_CLIENT_SECRET", "").strip()
+PORTAL_OIDC_NAME = os.environ.get("PORTAL_OIDC_NAME", "").strip() or "Dex"
+PORTAL_OIDC_ADMIN_GROUPS = _env_list("PORTAL_OIDC_ADMIN_GROUPS")
+PORTAL_OIDC_DEVELOPER_GROUPS = _env_list("PORTAL_OIDC_DEVELOPER_GROUPS")
+PORTAL_OIDC_VIEWER_GROUPS = _env_list("PORTAL_OIDC_VIEWER_GROUPS")
+PORTAL_LOCAL_LOGIN = _env_bool("PORTAL_LOCAL_LOGIN", default=True)
+if PORTAL_OIDC_ISSUER and not PORTAL_OIDC_CLIENT_ID:
+    raise ImproperlyConfigured("PORTAL_OIDC_ISSUER is set but PORTAL_OIDC_CLIENT_ID is not (see README.md, 'Sign-in').")
+
+# After axes (the throttle of local sign-ins, above): the provider, then local accounts and every user's permissions.
+AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS[:-1], "social_core.backends.open_id_connect.OpenIdConnectAuth",
+                           "django.contrib.auth.backends.ModelBackend"]
+SOCIAL_AUTH_URL_NAMESPACE = "social"
+SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = PORTAL_OIDC_ISSUER
+SOCIAL_AUTH_OIDC_KEY = PORTAL_OIDC_CLIENT_ID
+SOCIAL_AUTH_OIDC_SECRET = PORTAL_OIDC_CLIENT_SECRET
+SOCIAL_AUTH_OIDC_SCOPE = ["openid", "email", "profile", "groups"]
+SOCIAL_AUTH_OIDC_IGNORE_DEFAULT_SCOPE = True
+SOCIAL_AUTH_OIDC_USE_PKCE = True
+SOCIAL_AUTH_OIDC_GROUPS_KEY = "groups"
+SOCIAL_AUTH_OIDC_GROUPS_MISSING_AS_EMPTY = True  # no groups claim: no role, refused with the reason
+SOCIAL_AUTH_OIDC_USERNAME_KEY = "preferred_username"
+SOCIAL_AUTH_REQUESTS_TIMEOUT = 10
+# The callback URL given to the provider is https behind a TLS-terminating Ingress when PORTAL_NUM_PROXIES trusts
+# its X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER, below).
+SOCIAL_AUTH_RAISE_EXCEPTIONS = False  # refusals become a message on the login page, never a 500
+SOCIAL_AUTH_LOGIN_ERROR_URL = "login"
+SOCIAL_AUTH_PIPELINE = (
+    "social_core.pipeline.social_auth.social_details",
+    "social_core.pipeline.social_auth.social_names",
+    "social_core.pipeline.social_auth.social_uid",
+    "social_core.pipeline.social_auth.auth_allowed",
+    "social_core.pipeline.social_auth.social_user",
+    "overrides.identity.pipeline.require_role",  # before create_user: a user without a role is never created
+    "social_core.pipeline.user.get_username",
+    "social_core.pipeline.user.create_user",
+    "social_core.pipeline.social_auth.associate_user",
+    "social_core.pipeline.social_auth.load_extra_data",
+    "social_core.pipeline.user.user_details",
+    "overrides.identity.pipeline.sync_roles",
+)
+
 if PRODUCTION:
     SESSION_COOKIE_SECURE = _env_bool("PORTAL_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -201,8 +256,11 @@ PORTAL_MODULE_API_VERSION = os.environ.get("PORTAL_MODULE_API_VERSION", "")
 PORTAL_CLUSTER_TIMEOUT = float(os.environ.get("PORTAL_CLUSTER_TIMEOUT", "5"))
 
 # --- registry --------------------------------------------------------------------------------------
-REGISTRY_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_CONNECT_TIMEOUT", "3"))
-REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", "5"))
+REGISTRY_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_CONNECT_TIMEOUT", registry_defaults.CONNECT_TIMEOUT))
+REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", registry_defaults.READ_TIMEOUT))
+# Connections kept per registry endpoint, and tags asked for per page of a tag list (no variables: tests tune them).
+REGISTRY_POOL_SIZE = registry_defaults.POOL_SIZE
+REGISTRY_TAGS_PAGE_SIZE = registry_defaults.TAGS_PAGE_SIZE
 # Which registries and token servers the portal may request (see registry/destinations.py): host patterns, and
 # whether non-public addresses are refused (production); token servers on another host that get credentials.
 REGISTRY_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("PORTAL_REGISTRY_ALLOWED_HOSTS", "").split(",")
@@ -229,6 +287,8 @@ PORTAL_ROLLOUT_MAX_WAITS = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS", "1000"
 PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN", "100"))
 # Bearer token Prometheus sends to /metrics (empty = /metrics is off).
 PORTAL_METRICS_TOKEN = os.environ.get("PORTAL_METRICS_TOKEN", "")
+# Where a worker pod answers /metrics (portal/worker_metrics.py, started by the image's worker role).
+PORTAL_WORKER_METRICS_PORT = int(os.environ.get("PORTAL_WORKER_METRICS_PORT", "9100"))
 # How often open dashboard and override pages refresh their live parts (seconds).
 PORTAL_UI_REFRESH_SECONDS = int(os.environ.get("PORTAL_UI_REFRESH_SECONDS", "5"))
 # Shared secret for registry push notifications (empty = the endpoint is disabled).

@@ -6,11 +6,15 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from overrides.api.urls import not_found as api_not_found
+from overrides.identity.views import PortalLoginView
 from portal.monitoring import metrics_view
 
 urlpatterns = [
+    # One login page for the portal and the admin (so PORTAL_LOCAL_LOGIN=0 closes both).
+    path("admin/login/", PortalLoginView.as_view()),
     path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", PortalLoginView.as_view(), name="login"),
+    path("oauth/", include("social_django.urls", namespace="social")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # REST API: v1 for pipelines, its OpenAPI schema and Swagger UI (served from the portal, no CDN).
     path("api/v1/webhooks/", include("overrides.polling.webhooks")),  # registry pushes, before the API catch-all

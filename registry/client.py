@@ -11,9 +11,9 @@ Public API (all functions take a ModuleSource-like object with `name`, `repo`, `
 - `docker_cfg_credentials(docker_cfg, repo)` / `validate_docker_cfg(docker_cfg, repo)`: the one dockerCfg decoder.
 
 None of them raises: failures are a `RegistryError` (kind, user-facing message, HTTP status, retry_after) in the
-result. Every request is bounded (settings `REGISTRY_CONNECT_TIMEOUT`, `REGISTRY_READ_TIMEOUT`; defaults 3 s and
-5 s, read per call, Django optional), nothing retries or sleeps: the caller's schedule is the retry policy, and
-`rate_limited` errors carry the registry's `Retry-After` as `retry_after` (UTC).
+result. Every request is bounded (settings `REGISTRY_CONNECT_TIMEOUT`, `REGISTRY_READ_TIMEOUT`; defaults in
+registry/defaults.py, read per call, Django optional), nothing retries or sleeps: the caller's schedule is the retry
+policy, and `rate_limited` errors carry the registry's `Retry-After` as `retry_after` (UTC).
 
 What comes from oras-py, and why the rest is done here:
 
@@ -46,7 +46,7 @@ from urllib.parse import urljoin, urlsplit
 
 import oras.defaults
 
-from . import transport
+from . import defaults
 from .auth import docker_cfg_credentials, validate_docker_cfg
 from .errors import DigestLookup, DockerCfgError, ErrorKind, ModuleListing, RegistryError, TagListing
 from .failures import status_error
@@ -65,7 +65,6 @@ MAX_MODULES = 1500
 MAX_MODULE_NAME = 64
 SKIPPED_MODULE_NAMES = frozenset({"modules"})
 MAX_TAGS = 10_000
-DEFAULT_PAGE_SIZE = 1000  # what go-containerregistry (Deckhouse's client) asks for; registries may return fewer
 
 # Distribution's grammar: a path component, and a tag.
 _COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
@@ -162,7 +161,7 @@ def _not_found(target: Target, module: str, tag: str, repo_path: str, reference:
 # --- tags ----------------------------------------------------------------------------------------------------------
 
 def _page_size(page_size: int | None) -> int:
-    size = page_size if page_size is not None else transport.setting("REGISTRY_TAGS_PAGE_SIZE", DEFAULT_PAGE_SIZE)
+    size = page_size if page_size is not None else defaults.setting("REGISTRY_TAGS_PAGE_SIZE", defaults.TAGS_PAGE_SIZE)
     return max(1, int(size))
 
 

@@ -32,6 +32,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError
 
+from .defaults import setting
 from .errors import ErrorKind, RegistryError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -98,8 +99,6 @@ def parse_patterns(patterns: tuple[str, ...]) -> tuple[HostPattern, ...]:
 
 
 def _setting_patterns(name: str) -> tuple[HostPattern, ...]:
-    from .transport import setting
-
     value = setting(name, ())
     if isinstance(value, str):
         value = value.split(",")
@@ -115,8 +114,6 @@ def trusted_realms() -> tuple[HostPattern, ...]:
 
 
 def refuse_private() -> bool:
-    from .transport import setting
-
     return bool(setting("REGISTRY_REFUSE_PRIVATE", False))
 
 

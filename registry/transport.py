@@ -11,7 +11,6 @@ import hashlib
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -26,16 +25,14 @@ from requests.adapters import HTTPAdapter
 
 from portal.json_input import parse_json
 
-from . import destinations
+from . import defaults, destinations
 from .auth import Challenge, Credentials, Token, TokenCache, credentials_for, parse_challenges, split_repo
+from .defaults import setting
 from .errors import ErrorKind, RegistryError
 from .failures import auth_error, connection_error, status_error, tls_error
 
 logger = logging.getLogger("registry")
 
-DEFAULT_CONNECT_TIMEOUT = 3.0
-DEFAULT_READ_TIMEOUT = 5.0
-DEFAULT_POOL_SIZE = 16
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a tags page of 1000 names is ~30 KB; anything near this is not a registry
 MAX_REDIRECTS = 5
 DISTRIBUTION_CODES = frozenset({
@@ -46,30 +43,13 @@ DISTRIBUTION_CODES = frozenset({
 })
 
 
-def setting(name: str, default):
-    """A Django setting, or `default` when Django is absent or not configured (bench, scripts).
-
-    Read on every call so `override_settings` works in tests; cheap when Django is not in use.
-    """
-    conf = sys.modules.get("django.conf")
-    if conf is None:  # Django not loaded: a script or the bench; do not import it for a default
-        return default
-    settings = conf.settings
-    if not settings.configured and not os.environ.get("DJANGO_SETTINGS_MODULE"):
-        return default
-    try:
-        return getattr(settings, name, default)
-    except Exception:  # ImproperlyConfigured, a broken settings module: the client still works
-        return default
-
-
 def timeouts(timeout: tuple[float, float] | None = None) -> tuple[float, float]:
     """(connect, read) seconds: the explicit value, else settings REGISTRY_CONNECT_TIMEOUT/REGISTRY_READ_TIMEOUT."""
     if timeout is not None:
         return float(timeout[0]), float(timeout[1])
     return (
-        float(setting("REGISTRY_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)),
-        float(setting("REGISTRY_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)),
+        float(setting("REGISTRY_CONNECT_TIMEOUT", defaults.CONNECT_TIMEOUT)),
+        float(setting("REGISTRY_READ_TIMEOUT", defaults.READ_TIMEOUT)),
     )
 
 
@@ -238,7 +218,7 @@ class Endpoints:
                 verify: bool | str = True
                 if scheme == "https":
                     verify = self.ca_files.path(ca) if ca else default_ca_bundle()
-                pool_size = int(setting("REGISTRY_POOL_SIZE", DEFAULT_POOL_SIZE))
+                pool_size = int(setting("REGISTRY_POOL_SIZE", defaults.POOL_SIZE))
                 endpoint = self._endpoints[key] = Endpoint(scheme, host, verify, pool_size)
             return endpoint
 

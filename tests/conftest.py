@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.servers",
     "tests.fixtures.webservers",
+    "tests.fixtures.oidc",
 ]

@@ -35,7 +35,7 @@ def test_audit_lists_newest_first_with_api_names(api, history):
     assert names(api.get(AUDIT)) == [("other", "create"), ("echo", "renew"), ("echo", "update"), ("echo", "create"),
                                      ("dev", "create")]
     update = data["results"][2]
-    assert set(update) == {"id", "time", "user", "context", "requestId", "action", "objectType", "objectId",
+    assert set(update) == {"id", "time", "user", "identity", "context", "requestId", "action", "objectType", "objectId",
                            "objectName", "before", "after", "message"}
     assert update["user"] == "ci-bot" and update["context"] == "api" and update["message"] == "second try"
     assert update["before"]["imageTag"] == "pr1" and update["after"]["imageTag"] == "pr2"

@@ -200,17 +200,6 @@ def test_a_wait_is_watched_by_the_shared_poller_and_gives_its_place_back(transac
     assert rollout_waits.POLLER.ticks > ticks and rollout_waits.PLACES.held() == 0
 
 
-def test_the_number_of_waits_is_the_setting_of_the_moment(settings):
-    settings.PORTAL_ROLLOUT_MAX_WAITS = 2
-    slots = rollout.wait_slots()
-    assert [slots.acquire(blocking=False) for _ in range(3)] == [True, True, False]
-    for _ in range(2):
-        slots.release()
-    settings.PORTAL_ROLLOUT_MAX_WAITS = 1
-    assert [rollout.wait_slots().acquire(blocking=False) for _ in range(2)] == [True, False]
-    rollout.wait_slots().release()
-
-
 def test_status_error_only_counts_when_written_after_the_apply():
     from datetime import timedelta
 

@@ -347,3 +347,16 @@ def test_an_imported_cr_edited_in_the_portal_takes_the_managed_label(cluster_set
     assert override.managed is True
     assert "labels" not in emu.get("ms", "dev")["metadata"]  # the source was not edited: not touched
     assert_portal_writes_valid(emu)
+
+
+def test_deleting_a_source_deletes_its_module_source(cluster_settings, actor, make_source):
+    emu = cluster_settings
+    source = make_source(name="gone", repo="registry.example.com/gone/modules")
+    assert [o.result for o in apply_all()] == ["synced"]
+    assert emu.get("ms", "gone") is not None
+    services.source_delete(actor=actor, source=source)
+    assert [o.result for o in apply_all()] == ["synced"]
+    assert emu.get("ms", "gone") is None
+    assert portal_writes(emu, "ms")[-1].method == "DELETE"
+    source.refresh_from_db()
+    assert source.is_deleted and source.sync_state == SyncState.SYNCED

@@ -110,3 +110,41 @@ def test_a_missing_production_setting_stops_the_container_with_one_line(tmp_path
         assert result.returncode == 2, (variable, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and variable in lines[0] and lines[0].startswith("mpo-portal: invalid settings:")
+
+
+# A change through the API while Redis is down: saved and answered, its task left to the dispatcher's sweeps.
+BROKER_DOWN_SCRIPT = """
+import json, django
+django.setup()
+from django.contrib.auth import get_user_model
+from django.test import Client
+from overrides.models import ModuleSource
+client = Client()
+client.force_login(get_user_model().objects.create_superuser("ops", password="x" * 12))
+response = client.post("/api/v1/sources/", {"name": "while-redis-is-down", "registry": {
+    "repo": "registry.example.com/deckhouse/modules"}}, content_type="application/json", HTTP_HOST="localhost")
+print(json.dumps([response.status_code, ModuleSource.objects.filter(name="while-redis-is-down").count()]))
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_outage_loses_no_accepted_change(tmp_path):
+    from django.conf import settings
+
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("PORTAL_") and k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    env = {**clean, "DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_VAR_DIR": str(tmp_path),
+           "PORTAL_SECRET_KEY": settings.SECRET_KEY,
+           "PORTAL_ENCRYPTION_KEYS": ",".join(settings.PORTAL_ENCRYPTION_KEYS),
+           "DATABASE_URL": _test_database_url(), "PORTAL_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    result = subprocess.run([sys.executable, "-c", BROKER_DOWN_SCRIPT], cwd=BASE_DIR, capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [201, 1]
+
+
+def test_prometheus_scrapes_the_pod_address(client, db, settings):
+    settings.PORTAL_METRICS_TOKEN = "scrape-me"
+    assert client.get("/metrics", HTTP_HOST="10.244.1.17:8000").status_code == 401
+    answer = client.get("/metrics", HTTP_HOST="10.244.1.17:8000", HTTP_AUTHORIZATION="Bearer scrape-me")
+    assert answer.status_code == 200 and b"mpo_portal_" in answer.content

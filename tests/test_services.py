@@ -156,3 +156,17 @@ def test_source_upsert_creates_then_updates_keeping_the_credential(actor):
     assert not created and source.scheme == "HTTP" and source.docker_cfg == secret
     with pytest.raises(ValidationError, match="repo"):
         services.source_upsert(actor=actor, name="other", data={"scheme": "HTTP"})
+
+
+def test_snapshots_list_their_fields_in_the_one_cr_order(make_override):
+    from overrides.audit import FIELD_ORDER, in_field_order, snapshot
+
+    override = make_override()
+
+    def flat(data, prefix=""):
+        for key, value in data.items():
+            yield from flat(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+
+    for obj in (override, override.source):
+        keys = list(flat(snapshot(obj)))
+        assert set(keys) <= set(FIELD_ORDER) and in_field_order(reversed(keys)) == keys

@@ -43,3 +43,48 @@ def test_probe_fails_when_this_hosts_lease_is_not_renewed():
     Lease.objects.filter(name=LEASE).update(expires_at=timezone.now() - timedelta(seconds=600))
     assert f"held by {host}:42:abc was not renewed for 600 s" in lease_problem(host, grace)
     assert lease_problem("another-pod", grace) == ""  # someone else's lease is not this worker's problem
+
+
+def test_worker_pod_serves_its_qcluster_metrics_with_the_token(tmp_path):
+    """portal/worker_metrics.py sums what the worker's processes wrote to the shared multiprocess directory."""
+    from django.conf import settings
+
+    from tests.registries.processes import free_port
+
+    port = free_port()
+    env = {**qcluster_env(), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PORTAL_METRICS_TOKEN": "scrape-me",
+           "PORTAL_WORKER_METRICS_PORT": str(port), "PORTAL_SECRET_KEY": settings.SECRET_KEY}
+    subprocess.run([sys.executable, "-c", "from portal import metrics; "
+                    "metrics.REGISTRY_CHECKS.labels(result='changed', host='r.example').inc()"],
+                   cwd=BASE_DIR, env=env, check=True, timeout=60)  # as a qcluster worker process would
+    server = subprocess.Popen([sys.executable, "-m", "portal.worker_metrics"], cwd=BASE_DIR, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_for(lambda: _get(url) is not None, timeout=20, what="the worker metrics server")
+        assert _get(url).status_code == 401
+        assert _get(url, "Bearer wrong").status_code == 401
+        answer = _get(url, "Bearer scrape-me")
+        assert answer.status_code == 200
+        assert 'mpo_portal_registry_checks_total{host="r.example",result="changed"} 1.0' in answer.text
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _get(url: str, authorization: str = ""):
+    import requests
+
+    try:
+        return requests.get(url, headers={"Authorization": authorization} if authorization else {}, timeout=5)
+    except requests.ConnectionError:
+        return None
+
+
+def test_probe_passes_when_the_broker_is_unreachable(transactional_db):
+    from tests.registries.processes import free_port
+
+    env = {**qcluster_env(), "PORTAL_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    result = subprocess.run([sys.executable, "manage.py", "worker_alive"], cwd=BASE_DIR, capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr  # restarting the worker would not bring Redis back
+    assert "not checked: the broker did not answer" in result.stdout

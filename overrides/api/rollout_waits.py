@@ -204,22 +204,24 @@ def end_wait(wait: Wait) -> None:
     PLACES.give_back(wait.holder)
 
 
-@csrf_exempt
-async def rollout_view(request, name: str):
-    """The async front of the DRF `rollout` action: checks in a thread, the wait itself on the event loop."""
-    from overrides.api.views import ModulePullOverrideViewSet
+def async_front(admit):
+    """The async front of the DRF `rollout` action `admit` (the viewset's view, handed in by the URLconf so this
+    module need not import the views that import it): checks in a thread, the wait itself on the event loop."""
 
-    admit = ModulePullOverrideViewSet.as_view({"get": "rollout"})
-    response = await _in_thread(request, admit, request, name=name)
-    wait = getattr(response, "rollout_wait", None)
-    if wait is None:
+    @csrf_exempt
+    async def rollout_view(request, name: str):
+        response = await _in_thread(request, admit, request, name=name)
+        wait = getattr(response, "rollout_wait", None)
+        if wait is None:
+            return response
+        try:
+            outcome = await asyncio.wrap_future(wait.future)
+        finally:
+            end_wait(wait)
+        await _in_thread(request, _fill, response, outcome)
         return response
-    try:
-        outcome = await asyncio.wrap_future(wait.future)
-    finally:
-        end_wait(wait)
-    await _in_thread(request, _fill, response, outcome)
-    return response
+
+    return rollout_view
 
 
 async def _in_thread(request, func, *args, **kwargs):

@@ -245,6 +245,8 @@ class ObjectChangeSerializer(serializers.Serializer):
     time = serializers.DateTimeField(read_only=True, help_text="When the change was made (UTC).")
     user = serializers.CharField(source="user_name", read_only=True,
                                  help_text="Who made it (the token's owner for API changes; the context for jobs).")
+    identity = serializers.CharField(read_only=True, help_text="How the actor proved who they are: the e-mail "
+                                     "the identity provider gave (web), or the API token's prefix (api).")
     context = serializers.CharField(read_only=True, help_text="web, api, admin, scheduler, cluster or cli.")
     requestId = serializers.UUIDField(source="request_id", read_only=True, allow_null=True,
                                       help_text="X-Request-ID of the request that made it.")

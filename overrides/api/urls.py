@@ -6,7 +6,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.routers import DefaultRouter
 
 from overrides.api.history import DigestHistoryView, ObjectChangeViewSet
-from overrides.api.rollout_waits import rollout_view
+from overrides.api.rollout_waits import async_front
 from overrides.api.views import ModulePullOverrideViewSet, ModuleSourceViewSet
 
 app_name = "api"
@@ -35,7 +35,8 @@ def not_found(request, rest: str = ""):
 urlpatterns = [
     path("overrides/<str:name>/digests/", DigestHistoryView.as_view(), name="override-digests"),
     # The rollout wait is async (a wait holds no thread); it calls the router's `rollout` action for its checks.
-    path("overrides/<str:name>/rollout/", rollout_view, name="override-rollout-wait"),
+    path("overrides/<str:name>/rollout/", async_front(ModulePullOverrideViewSet.as_view({"get": "rollout"})),
+         name="override-rollout-wait"),
     *router.urls,
     re_path(r"^(?P<rest>.*)$", not_found),
 ]

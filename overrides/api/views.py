@@ -190,7 +190,7 @@ class ModulePullOverrideViewSet(NamedObjectViewSet):
         query.is_valid(raise_exception=True)
         outcome = rollout_waits.start_wait(request, override, query.validated_data.get("digest") or None,
                                            query.validated_data["timeout"])
-        if isinstance(outcome, rollout_waits.Wait):  # not final yet: `rollout_waits.rollout_view` awaits it
+        if isinstance(outcome, rollout_waits.Wait):  # not final yet: `rollout_waits.async_front` awaits it
             response = Response(None)
             response.rollout_wait = outcome
             return response

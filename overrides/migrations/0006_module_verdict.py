@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('overrides', '0004_skipped_cluster_objects'),
+        ('overrides', '0007c_objectchange_identity'),
     ]
 
     operations = [

@@ -5,6 +5,7 @@ from .history import ChangeAction, ChangeContext, DigestObservation, DigestOrigi
 from .leases import Lease
 from .modules import ClusterModule, ModuleHealth
 from .pulloverrides import ModulePullOverride
+from .scopes import ModuleScope
 from .skipped import SkippedClusterObject
 from .sources import BUILTIN_SOURCE, ModuleSource, Scheme
 from .sync import ClusterMirrored, SyncState
@@ -12,6 +13,6 @@ from .tokens import ApiToken, hash_token
 
 __all__ = [
     "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ClusterMirrored", "ClusterModule",
-    "DigestObservation", "DigestOrigin", "Lease", "ModuleHealth", "ModulePullOverride", "ModuleSource",
+    "DigestObservation", "DigestOrigin", "Lease", "ModuleHealth", "ModulePullOverride", "ModuleScope", "ModuleSource",
     "ObjectChange", "Scheme", "SkippedClusterObject", "SyncState", "hash_token",
 ]

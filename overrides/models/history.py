@@ -66,6 +66,9 @@ class ObjectChange(models.Model):
     time = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     user_name = models.CharField(max_length=150, blank=True, default="")
+    identity = models.CharField(max_length=255, blank=True, default="",
+                                help_text="Who the actor was, as proven: the provider's e-mail for web changes, the "
+                                          "token prefix for API changes.")
     context = models.CharField(max_length=10, choices=ChangeContext.choices)
     request_id = models.UUIDField(null=True, blank=True, db_index=True)
     action = models.CharField(max_length=10, choices=ChangeAction.choices)

@@ -1,0 +1,1 @@
+"""Sign-in with the cluster's identity provider (OIDC, Deckhouse Dex): roles from groups, the issuer's health."""
