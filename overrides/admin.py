@@ -24,10 +24,14 @@ from overrides.identity import admin as identity_admin  # noqa: F401 - registers
 from overrides.models import (
     ApiToken,
     ChangeContext,
+    Delivery,
+    DeliveryAttempt,
     DigestObservation,
     Lease,
     ModulePullOverride,
     ModuleSource,
+    NotificationChannel,
+    NotificationEvent,
     ObjectChange,
     SkippedClusterObject,
 )
@@ -189,16 +193,16 @@ class ModulePullOverrideForm(forms.ModelForm):
 class ModulePullOverrideAdmin(ServiceAdmin):
     form = ModulePullOverrideForm
     list_display = ("name", "source", "image_tag", "scan_interval", "short_registry_digest", "short_cluster_digest",
-                    "status_message", "sync_state", "registry_checked_at", "deleted_at")
+                    "status_message", "sync_state", "owner", "expires_at", "registry_checked_at", "deleted_at")
     list_filter = ("source", "sync_state", "rollback", ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "image_tag", "source__name")
-    list_select_related = ("source",)
+    list_select_related = ("source", "owner")
     actions = ["renew_selected", "force_renew_selected"]
     readonly_fields = ("image_reference", "history_links", "status_image_digest", "status_message",
                        "status_updated_at", "status_weight", "registry_digest", "registry_checked_at",
                        "next_check_at", "registry_error", "sync_state", "sync_message", "synced_at",
                        "spec_version", "applied_version", "renew_requested_at", "auto_renewed_digest",
-                       "auto_renewed_at", "managed", "deleted_at")
+                       "auto_renewed_at", "managed", "owner", "owned_since", "reason", "expires_at", "deleted_at")
 
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
@@ -228,17 +232,18 @@ class ModulePullOverrideAdmin(ServiceAdmin):
     def service_save(self, request, obj, data, change):
         fields = {f: data[f] for f in ("source", "image_tag", "scan_interval", "rollback", "auto_renew") if f in data}
         if change:
-            return services.override_update(actor=_actor(request), override=obj, **fields)
+            # Admins may always take over: a write here makes the admin the owner (audited, owner notified).
+            return services.override_update(actor=_actor(request), override=obj, take_over=True, **fields)
         return services.override_create(actor=_actor(request), name=data["name"], **fields)
 
     def service_delete(self, *, actor, obj):
-        services.override_delete(actor=actor, override=obj)
+        services.override_delete(actor=actor, override=obj, take_over=True)
 
     def _renew(self, request, queryset, force):
         count = 0
         for override in queryset.filter(deleted_at__isnull=True):
             try:
-                services.override_renew(actor=_actor(request), override=override, force=force)
+                services.override_renew(actor=_actor(request), override=override, force=force, take_over=True)
             except PermissionDenied as exc:
                 self.message_user(request, str(exc), level=messages.ERROR)
                 continue
@@ -369,3 +374,39 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def get_changeform_initial_data(self, request):
         return {"user": request.user.pk, "expires_at": timezone.now() + timedelta(days=90)}
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(ReadOnlyAdmin):
+    """Channels are made in the portal's Notifications page (which checks the URL); the target never shows."""
+
+    list_display = ("name", "kind", "user", "target_hint", "enabled", "failures_in_a_row", "last_error")
+    list_filter = ("kind", "enabled")
+    exclude = ("target", "secret")
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("at", "status_code", "error", "duration_ms")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("event", "channel", "state", "attempts", "created_at", "finished_at", "last_error")
+    list_filter = ("state", "event__event_type")
+    search_fields = ("event__override_name",)
+    list_select_related = ("event", "channel")
+    exclude = ("email_to",)
+    inlines = [DeliveryAttemptInline]
+
+
+@admin.register(NotificationEvent)
+class NotificationEventAdmin(ReadOnlyAdmin):
+    list_display = ("event_type", "override_name", "created_at", "fanned_out_at")
+    list_filter = ("event_type",)
+    search_fields = ("override_name",)

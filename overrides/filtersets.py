@@ -103,12 +103,17 @@ class ModulePullOverrideFilterSet(django_filters.FilterSet):
         label="The rollout verdict: running, deploying, pending, download-failed, deploy-failed, blocked, sync-off "
               "or unknown.",
     )
+    owner = django_filters.CharFilter(field_name="owner__username", label="User name of the owner.")
+    mine = django_filters.BooleanFilter(method="filter_mine", label="true: only the caller's own overrides.")
+    expiringSoon = django_filters.BooleanFilter(  # noqa: N815
+        method="filter_expiring", label="true: only overrides expiring within PORTAL_OVERRIDE_REMINDER (24h).")
     ordering = django_filters.OrderingFilter(
         fields=(("name", "name"), ("source__name", "source"), ("image_tag", "imageTag"), ("sync_state", "syncState"),
+                ("expires_at", "expiresAt"),
                 ("registry_checked_at", "registryCheckedAt"), ("status_updated_at", "statusUpdatedAt"),
                 ("created_at", "createdAt"), ("updated_at", "updatedAt")),
-        label="Sort by name, source, imageTag, syncState, registryCheckedAt, statusUpdatedAt, createdAt or "
-              "updatedAt; prefix with - for descending.",
+        label="Sort by name, source, imageTag, syncState, expiresAt, registryCheckedAt, statusUpdatedAt, createdAt "
+              "or updatedAt; prefix with - for descending.",
     )
 
     class Meta:
@@ -122,6 +127,28 @@ class ModulePullOverrideFilterSet(django_filters.FilterSet):
         """The verdict is decided in Python (`overrides.verdict`), so the matching rows are picked in one pass."""
         rows = verdicts.with_verdict_inputs(queryset.select_related(None).order_by())
         return queryset.filter(pk__in=[o.pk for o in rows if verdicts.override_verdict(o).state == value])
+
+    def filter_mine(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        return owned_by(queryset, getattr(self.request, "user", None)) if value else queryset
+
+    def filter_expiring(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        return expiring_soon(queryset) if value else queryset
+
+
+def owned_by(queryset: QuerySet, user) -> QuerySet:
+    """The dashboard's "mine" and the API's `mine=true`."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return queryset.none()
+    return queryset.filter(owner=user)
+
+
+def expiring_soon(queryset: QuerySet) -> QuerySet:
+    """Overrides whose expiry is within the reminder time (PORTAL_OVERRIDE_REMINDER) from now."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    return queryset.filter(expires_at__isnull=False,
+                           expires_at__lte=timezone.now() + settings.PORTAL_OVERRIDE_REMINDER)
 
 
 class DigestObservationFilterSet(django_filters.FilterSet):

@@ -72,9 +72,19 @@ class OverrideForm(PortalForm):
                   "at once instead of at its next scan.",
     )
 
+    reason = _text("Reason", required=False, maxlength=500,
+                   help_text="Why you need this override: a few words or the merge request's URL.")
+    expires = _text("Expires", required=False, maxlength=64, placeholder="7d",
+                    help_text="When the portal deletes this override: a duration from now (e.g. 3d, 12h), a date "
+                              "and time (2026-12-24T18:00Z), or never (with the permission). Empty: the default.")
+
     def __init__(self, *args, editing: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.editing = editing
+        if editing:
+            self.fields["expires"].help_text = (
+                "A new expiry: a duration from now (e.g. 3d, 12h), a date and time, or never (with the permission). "
+                "Empty keeps the current one (each save moves it forward by the default lifetime).")
         self.fields["name"].error_messages["required"] = "Enter the name of the module to override."
         self.fields["image_tag"].error_messages["required"] = "Enter an image tag, for example main or pr333."
         if editing:
@@ -99,6 +109,8 @@ class OverrideForm(PortalForm):
             "scan_interval": data.get("scan_interval") or DEFAULT_SCAN_INTERVAL,
             "rollback": bool(data.get("rollback")),
             "auto_renew": bool(data.get("auto_renew")),
+            "reason": data.get("reason", ""),
+            **({"expires": data["expires"]} if data.get("expires") else {}),
         }
 
 
@@ -164,6 +176,8 @@ class OverrideFilterForm(PortalForm):
     verdict = forms.ChoiceField(label="Verdict", required=False,
                                 choices=[("", "any"), *((state, state) for state in verdict_states)])
     registry_error = forms.BooleanField(label="Only registry errors", required=False)
+    mine = forms.BooleanField(label="Mine", required=False)
+    expiring = forms.BooleanField(label="Expiring soon", required=False)
 
     def __init__(self, *args, source_names: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -15,10 +15,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from overrides import enqueue
+from overrides import enqueue, lifetime
 from overrides.audit import Actor, record_change, snapshot, source_change_after
 from overrides.cluster.state import SYNC_OFF_MESSAGE, cluster_enabled
-from overrides.models import ChangeAction, ModulePullOverride, ModuleSource, SyncState
+from overrides.models import ChangeAction, ChangeContext, ModulePullOverride, ModuleSource, SyncState
+from overrides.notifications import events
 from overrides.polling.checks import record_discovery
 from overrides.presentation import format_utc
 from overrides.scopes import require_module_scope
@@ -27,6 +28,7 @@ from overrides.validators import DEFAULT_SCAN_INTERVAL
 from registry.client import discover_modules
 
 OVERRIDE_FIELDS = ("source", "image_tag", "scan_interval", "rollback", "auto_renew")
+LIFETIME_FIELDS = ("reason", "expires")  # `expires`: a datetime, ISO text, a duration from now, or "never"
 # Portal-only settings of an override: audited, but not part of the CR (a change of them applies nothing).
 PORTAL_ONLY_KEYS = ("autoRenew",)
 SOURCE_FIELDS = ("repo", "scheme", "docker_cfg", "ca", "release_channel")
@@ -220,8 +222,11 @@ def override_create(
     rollback: bool = False,
     auto_renew: bool = True,
     message: str = "",
+    reason: str = "",
+    expires: Any = None,
 ) -> ModulePullOverride:
-    """Override module `name` with `<source repo>/<name>:<image_tag>`; a deleted override of it comes back."""
+    """Override module `name` with `<source repo>/<name>:<image_tag>`; a deleted override of it comes back.
+    The actor's user owns it; it expires after PORTAL_OVERRIDE_TTL unless `expires` says otherwise."""
     require_module_scope(actor.user, name)
     source = _resolve_source(source)
     override = ModulePullOverride.all_objects.select_for_update().filter(name=name).first()
@@ -235,26 +240,56 @@ def override_create(
     override.renew_requested_at, override.renew_force = None, False
     _full_clean(override)
     check_module_offered(name, source)
+    lifetime.start_lifetime(override, actor, now=timezone.now(), expires=expires, reason=reason)
     override.reset_registry_view()
     mark_desired_state_changed(override)
     override.save()
-    record_change(actor=actor, action=ChangeAction.CREATE, obj=override, before=None, after=snapshot(override),
-                  message=message)
+    record_change(actor=actor, action=ChangeAction.CREATE, obj=override, before=None,
+                  after={**snapshot(override), **lifetime.lifetime_snapshot(override)}, message=message)
+    events.emit(events.OVERRIDE_CREATED, override, actor=actor.name)
     _after_commit_apply(override)
     enqueue.enqueue_check(override.pk)
     return override
 
 
+def _lock_for_write(override: ModulePullOverride, actor: Actor, *, take_over: bool = False,
+                    expires: Any = None, reason: str | None = None) -> ModulePullOverride:
+    """The row, locked, after the ownership rule (`lifetime.gate_write`: 409 for someone else's override unless
+    `take_over`); a claim, a take-over or a lifetime change is saved and audited here, the owner's write moves the
+    expiry forward."""
+    override = ModulePullOverride.objects.select_for_update().select_related("source", "owner").get(pk=override.pk)
+    require_module_scope(actor.user, override.name)
+    gate = lifetime.gate_write(override, actor, take_over=take_over)
+    before = lifetime.lifetime_snapshot(override)
+    if not lifetime.apply_write(override, actor, gate, now=timezone.now(), expires=expires, reason=reason):
+        return override
+    override.save(update_fields=[*lifetime.LIFETIME_COLUMNS, "updated_at"])
+    after = lifetime.lifetime_snapshot(override)
+    explicit = before["reason"] != after["reason"] or (
+        expires is not None and before["expiresAt"] != after["expiresAt"])
+    if gate.kind in ("owner", "system") and not explicit:
+        return override  # the expiry moved forward with the owner's write: bookkeeping, shown on the write's row
+    action, note = {"claim": (ChangeAction.CLAIM, "claimed"),
+                    "take-over": (ChangeAction.TAKE_OVER, f"taken over from {before['owner']}")}.get(
+        gate.kind, (ChangeAction.UPDATE, "lifetime changed"))
+    record_change(actor=actor, action=action, obj=override, before=before, after=after, message=note)
+    if gate.kind == "take-over":
+        events.emit(events.OVERRIDE_TAKEN_OVER, override, actor=actor.name, previousOwner=before["owner"],
+                    previous_owner_id=gate.previous_owner.pk)
+    return override
+
+
 @transaction.atomic
 def override_update(
-    *, actor: Actor, override: ModulePullOverride, message: str = "", **changes: Any
+    *, actor: Actor, override: ModulePullOverride, message: str = "", take_over: bool = False, **changes: Any
 ) -> ModulePullOverride:
-    """Change an override's spec; nothing is written (no audit row, no apply) when nothing changes."""
-    unknown = set(changes) - set(OVERRIDE_FIELDS)
+    """Change an override's spec (and its `reason` / `expires`); nothing is written (no audit row, no apply) when
+    nothing changes. Someone else's override: `lifetime.OwnershipConflict` unless `take_over`."""
+    unknown = set(changes) - set(OVERRIDE_FIELDS) - set(LIFETIME_FIELDS)
     if unknown:
         raise TypeError(f"unknown override fields: {sorted(unknown)}")
-    override = ModulePullOverride.objects.select_for_update().select_related("source").get(pk=override.pk)
-    require_module_scope(actor.user, override.name)
+    override = _lock_for_write(override, actor, take_over=take_over, expires=changes.pop("expires", None),
+                               reason=changes.pop("reason", None))
     before = snapshot(override)
     old_ref = (override.source_id, override.image_tag)
     if "source" in changes:
@@ -277,6 +312,7 @@ def override_update(
         mark_desired_state_changed(override)
     override.save()
     record_change(actor=actor, action=ChangeAction.UPDATE, obj=override, before=before, after=after, message=message)
+    events.emit(events.OVERRIDE_CHANGED, override, actor=actor.name, before=before, after=after)
     _after_commit_apply(override)
     return override
 
@@ -301,22 +337,23 @@ def _unchanged(override: ModulePullOverride, data: dict[str, Any]) -> bool:
 
 
 def override_upsert(
-    *, actor: Actor, name: str, data: dict[str, Any], message: str = ""
+    *, actor: Actor, name: str, data: dict[str, Any], message: str = "", take_over: bool = False
 ) -> tuple[ModulePullOverride, bool]:
     """Create or update the override of module `name` (the CI call); returns (override, created).
 
-    Pipelines repeat the same upsert; a repeat that changes nothing returns without taking the write lock.
+    Pipelines repeat the same upsert; a repeat by the owner that changes nothing returns without taking the write
+    lock, only moving the expiry forward by the TTL.
     """
     require_module_scope(actor.user, name)
     existing = ModulePullOverride.objects.select_related("source").filter(name=name).first()
-    if existing is not None and _unchanged(existing, data):
+    if existing is not None and _unchanged(existing, data) and lifetime.owner_bump(existing, actor):
         return existing, False
-    return _override_upsert(actor=actor, name=name, data=data, message=message)
+    return _override_upsert(actor=actor, name=name, data=data, message=message, take_over=take_over)
 
 
 @transaction.atomic
 def _override_upsert(
-    *, actor: Actor, name: str, data: dict[str, Any], message: str = ""
+    *, actor: Actor, name: str, data: dict[str, Any], message: str = "", take_over: bool = False
 ) -> tuple[ModulePullOverride, bool]:
     existing = ModulePullOverride.objects.filter(name=name).first()
     if existing is None:
@@ -324,33 +361,49 @@ def _override_upsert(
             missing = {f: "This field is required." for f in ("source", "image_tag") if f not in data}
             raise ValidationError(missing)
         return override_create(actor=actor, name=name, message=message, **data), True
-    return override_update(actor=actor, override=existing, message=message, **data), False
+    return override_update(actor=actor, override=existing, message=message, take_over=take_over, **data), False
 
 
 @transaction.atomic
-def override_delete(*, actor: Actor, override: ModulePullOverride, message: str = "") -> None:
+def override_delete(*, actor: Actor, override: ModulePullOverride, message: str = "", take_over: bool = False,
+                    event: str = events.OVERRIDE_DELETED) -> None:
     """Give the module back: the CR is deleted by the apply; the row and its history are kept."""
-    override = ModulePullOverride.objects.select_for_update().select_related("source").get(pk=override.pk)
-    require_module_scope(actor.user, override.name)
+    override = _lock_for_write(override, actor, take_over=take_over)
     before = snapshot(override)
     override.deleted_at = timezone.now()
     override.next_check_at = None
     mark_desired_state_changed(override)
     override.save()
     record_change(actor=actor, action=ChangeAction.DELETE, obj=override, before=before, after=None, message=message)
+    events.emit(event, override, actor=actor.name, rollback=override.rollback)
     _after_commit_apply(override)
+
+
+SCHEDULER = Actor.system(ChangeContext.SCHEDULER)
+
+
+@transaction.atomic
+def override_expire(*, pk: int, now=None) -> bool:
+    """The scheduler deletes an override whose expiry has passed (audited "expired", honouring rollback); False
+    when its expiry moved meanwhile or it is gone."""
+    now = now or timezone.now()
+    override = ModulePullOverride.objects.select_for_update().filter(pk=pk, expires_at__lte=now).first()
+    if override is None:
+        return False
+    override_delete(actor=SCHEDULER, override=override, message="expired", event=events.OVERRIDE_EXPIRED)
+    return True
 
 
 @transaction.atomic
 def override_renew(
     *, actor: Actor, override: ModulePullOverride, force: bool = False, message: str = "",
-    check_registry: bool = True,
+    check_registry: bool = True, take_over: bool = False,
 ) -> ModulePullOverride:
     """Ask for a check now: the portal checks the registry at once and the CR gets a fresh `renew`
     annotation (plus `modules.deckhouse.io/renew: "true"` when forced, to redeploy an unchanged digest).
-    `check_registry=False`: the portal has just read the digest (an auto-renew), only the cluster is asked."""
-    override = ModulePullOverride.objects.select_for_update().select_related("source").get(pk=override.pk)
-    require_module_scope(actor.user, override.name)
+    `check_registry=False`: the portal has just read the digest (an auto-renew), only the cluster is asked.
+    The owner's renew moves the expiry forward by the TTL."""
+    override = _lock_for_write(override, actor, take_over=take_over)
     now = timezone.now()
     before = snapshot(override)
     override.renew_requested_at = now
@@ -359,7 +412,8 @@ def override_renew(
         override.next_check_at = now
     mark_desired_state_changed(override)
     override.save()
-    after = {**snapshot(override), "renew": now.isoformat(), "force": bool(force)}
+    after = {**snapshot(override), "renew": now.isoformat(), "force": bool(force),
+             "expiresAt": override.expires_at.isoformat() if override.expires_at else None}
     record_change(actor=actor, action=ChangeAction.RENEW, obj=override, before=before, after=after,
                   message=message, force=True)
     _after_commit_apply(override)

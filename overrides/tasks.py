@@ -5,7 +5,9 @@ Tasks load the row as it is when they run (level-triggered), so a task that runs
 still converges on the current desired state. The after-commit enqueue helpers are in `overrides.enqueue`.
 """
 
+from overrides import expiry
 from overrides.cluster import readback, sync
+from overrides.notifications import delivery
 from overrides.polling import checks, dispatcher
 
 
@@ -35,3 +37,18 @@ def run_dispatcher(successor: bool = False) -> dict:
 def read_back_cluster() -> list[str]:
     """Mirror the cluster into the portal once (status, imports, changes and deletions made in the cluster)."""
     return readback.read_back().lines()
+
+
+def expire_overrides() -> dict:
+    """Delete the overrides whose expiry passed and send the reminders due (enqueued by the dispatcher)."""
+    return expiry.expire_due()
+
+
+def fan_out_notifications() -> int:
+    """Turn recorded events into deliveries for the matching channels (enqueued after the events commit)."""
+    return delivery.fan_out()
+
+
+def deliver_notifications(pks: list[int]) -> dict:
+    """One attempt of each of these deliveries (one channel's); a retryable failure schedules the next attempt."""
+    return delivery.deliver_many(pks)

@@ -5,7 +5,7 @@ Create pages live under /new/ so that a module or source named "new" keeps its o
 
 from django.urls import path
 
-from overrides.views import audit, dashboard, overrides, sources, tokens
+from overrides.views import audit, dashboard, notifications, overrides, sources, tokens
 
 app_name = "ui"
 
@@ -18,6 +18,7 @@ urlpatterns = [
     path("overrides/<slug:name>/edit/", overrides.override_edit, name="override-edit"),
     path("overrides/<slug:name>/renew/", overrides.override_renew, name="override-renew"),
     path("overrides/<slug:name>/delete/", overrides.override_delete, name="override-delete"),
+    path("overrides/<slug:name>/take-over/", overrides.override_take_over, name="override-take-over"),
     path("sources/", sources.source_list, name="sources"),
     path("new/source/", sources.source_create, name="source-create"),
     path("sources/<str:name>/", sources.source_detail, name="source"),
@@ -27,6 +28,11 @@ urlpatterns = [
     path("sources/<str:name>/modules/", sources.source_modules, name="source-modules"),
     path("sources/<str:name>/tags/", sources.source_tags, name="source-tags"),
     path("audit/", audit.audit_list, name="audit"),
+    path("notifications/", notifications.notification_list, name="notifications"),
+    path("notifications/deliveries/", notifications.delivery_list, name="deliveries"),
+    path("new/channel/", notifications.channel_create, name="channel-create"),
+    path("notifications/<int:pk>/", notifications.channel_detail, name="channel"),
+    path("notifications/<int:pk>/action/", notifications.channel_action, name="channel-action"),
     path("tokens/", tokens.token_list, name="tokens"),
     path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
 ]

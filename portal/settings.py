@@ -294,6 +294,43 @@ PORTAL_UI_REFRESH_SECONDS = int(os.environ.get("PORTAL_UI_REFRESH_SECONDS", "5")
 # Shared secret for registry push notifications (empty = the endpoint is disabled).
 PORTAL_WEBHOOK_SECRET = os.environ.get("PORTAL_WEBHOOK_SECRET", "")
 
+# --- override lifetime and notifications (see overrides/lifetime.py, overrides/notifications/) ----------
+def _env_duration(name: str, default: str):
+    from overrides.durations import parse_duration
+
+    raw = os.environ.get(name, "") or default
+    try:
+        return parse_duration(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+def _env_positive(name: str, default: str, kind=float):
+    raw = os.environ.get(name, "") or default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be a positive {'whole ' if kind is int else ''}number, not {raw!r}.")
+    return value
+
+
+PORTAL_OVERRIDE_TTL = _env_duration("PORTAL_OVERRIDE_TTL", "7d")
+PORTAL_OVERRIDE_REMINDER = _env_duration("PORTAL_OVERRIDE_REMINDER", "24h")
+PORTAL_NOTIFICATIONS = _env_bool("PORTAL_NOTIFICATIONS", True)
+PORTAL_NOTIFY_TIMEOUT = _env_positive("PORTAL_NOTIFY_TIMEOUT", "5")
+PORTAL_NOTIFY_RETRIES = _env_positive("PORTAL_NOTIFY_RETRIES", "5", int)
+PORTAL_NOTIFY_BACKOFF = _env_positive("PORTAL_NOTIFY_BACKOFF", "5")
+PORTAL_NOTIFY_REPEAT_WINDOW = _env_duration("PORTAL_NOTIFY_REPEAT_WINDOW", "10m")
+EMAIL_HOST = os.environ.get("PORTAL_EMAIL_HOST", "localhost")
+EMAIL_PORT = _env_positive("PORTAL_EMAIL_PORT", "25", int)
+EMAIL_HOST_USER = os.environ.get("PORTAL_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("PORTAL_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = _env_bool("PORTAL_EMAIL_USE_TLS")
+EMAIL_TIMEOUT = PORTAL_NOTIFY_TIMEOUT
+DEFAULT_FROM_EMAIL = os.environ.get("PORTAL_EMAIL_FROM", "mpo-portal@localhost")
+
 # --- django-q2 -------------------------------------------------------------------------------------
 Q_CLUSTER = {
     "name": "mpo-portal",

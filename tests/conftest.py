@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.jobs",
     "tests.fixtures.browser",
+    "tests.fixtures.notify",
     "tests.fixtures.servers",
     "tests.fixtures.webservers",
     "tests.fixtures.oidc",

@@ -63,7 +63,9 @@ def test_put_upserts_201_then_200_and_repeating_changes_nothing(api, source):
     second = api.put(URL + "echo/", body(imageTag="pr2", changelogMessage="pipeline 42"), format="json")
     assert second.status_code == 200 and second.json()["imageTag"] == "pr2"
     again = api.put(URL + "echo/", body(imageTag="pr2"), format="json")
-    assert again.status_code == 200 and again.json() == {**second.json(), "updatedAt": again.json()["updatedAt"]}
+    moved = {"updatedAt": again.json()["updatedAt"], "expiresAt": again.json()["expiresAt"]}
+    assert again.status_code == 200 and again.json() == {**second.json(), **moved}
+    assert again.json()["expiresAt"] >= second.json()["expiresAt"]  # the owner's repeat moves the expiry forward
     override = ModulePullOverride.objects.get(name="echo")
     create, update = changes(override)  # the repeat wrote no record
     assert_api_audit(create, first, action="create")

@@ -19,8 +19,9 @@ def test_create_override_writes_one_audit_row(make_override, admin_user):
     override = make_override(name="echo", image_tag="pr333")
     [change] = _changes(override)
     assert change.action == "create" and change.context == "cli" and change.before is None
+    lifetime = {"owner": None, "reason": "", "expiresAt": override.expires_at.isoformat()}
     assert change.after == {"name": "echo", "source": "test", "imageTag": "pr333", "scanInterval": "15s",
-                            "rollback": False, "autoRenew": True, "deleted": False}
+                            "rollback": False, "autoRenew": True, "deleted": False, **lifetime}
     assert override.sync_state == SyncState.OFF  # no cluster configured in tests
     assert override.next_check_at is not None
 

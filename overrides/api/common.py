@@ -20,7 +20,7 @@ NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
 
 # Model field names (as the services report them) → API field names.
 OVERRIDE_API_NAMES = {"name": "name", "source": "source", "image_tag": "imageTag", "scan_interval": "scanInterval",
-                      "rollback": "rollback"}
+                      "rollback": "rollback", "expires_at": "expiresAt", "reason": "reason"}
 SOURCE_API_NAMES = {"name": "name", "repo": "registry.repo", "scheme": "registry.scheme",
                     "docker_cfg": "registry.dockerCfg", "ca": "registry.ca", "release_channel": "releaseChannel"}
 

@@ -50,6 +50,11 @@ def _broker_outage(exc: Exception) -> bool:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response:
+    from overrides.lifetime import OwnershipConflict
+
+    if isinstance(exc, OwnershipConflict):
+        # Someone else's override: who holds it, why and since when (see overrides.lifetime).
+        return Response(exc.as_dict(), status=status.HTTP_409_CONFLICT)
     if isinstance(exc, RequestDataTooBig):  # Django's own check, when the body was read before a parser ran
         exc = PayloadTooLarge(too_large_message(body_limit()))
     if isinstance(exc, DjangoValidationError):

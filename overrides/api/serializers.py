@@ -75,6 +75,26 @@ class OverrideRegistrySerializer(serializers.Serializer):
                                             help_text="When the portal checks the registry next (UTC).")
 
 
+def take_over_field() -> serializers.BooleanField:
+    return serializers.BooleanField(source="take_over", default=False, write_only=True,
+                                    help_text="Write to someone else's override anyway: you become its owner and "
+                                              "the previous owner is notified (without it: 409 with the owner).")
+
+
+@extend_schema_field({"type": "string", "nullable": True, "example": "3d"})
+class ExpiryField(serializers.Field):
+    """expiresAt: read as a date and time (null: never, or not claimed); written as an ISO 8601 date and time, a
+    duration from now (`3d`, `12h`) or `never`. `overrides.lifetime.resolve_expiry` checks it (the one place)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str) or not data.strip() or len(data) > 64:
+            raise serializers.ValidationError("Give an ISO 8601 date and time, a duration such as 7d, or never.")
+        return data.strip()
+
+    def to_representation(self, value: Any) -> str | None:
+        return serializers.DateTimeField().to_representation(value) if value else None
+
+
 class ModulePullOverrideSerializer(serializers.Serializer):
     """A ModulePullOverride: the spec a pipeline writes, and what the cluster and registry say about it."""
 
@@ -98,6 +118,17 @@ class ModulePullOverrideSerializer(serializers.Serializer):
                                          help_text="Renew at once when the portal sees a new build of the tag, so "
                                                    "the cluster pulls it without waiting for its next scan. "
                                                    "Omitted: unchanged (true for a new override).")
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True,
+                                   help_text="Why this override exists: free text or a merge-request URL.")
+    expiresAt = ExpiryField(source="expires_at", required=False,
+                            help_text="When the scheduler deletes the override (null: never, or an imported one "
+                                      "nobody claimed). Write a date and time, a duration from now such as 3d, or "
+                                      "never (needs the keep-forever permission). Default: now + "
+                                      "PORTAL_OVERRIDE_TTL; each upsert or renew by the owner moves it forward.")
+    owner = serializers.CharField(source="owner.username", read_only=True, allow_null=True, default=None,
+                                  help_text="Who holds the module (null: imported, not claimed).")
+    ownedSince = serializers.DateTimeField(source="owned_since", read_only=True, allow_null=True,
+                                           help_text="Since when the owner holds it.")
     changelogMessage = changelog_field()
     imageRef = serializers.CharField(source="image_ref", read_only=True,
                                      help_text="<source repo>/<name>:<imageTag>, the image the controller pulls.")
@@ -121,12 +152,14 @@ class ModulePullOverrideUpdateSerializer(ModulePullOverrideSerializer):
 
     name = serializers.CharField(max_length=64, required=False, allow_blank=True,
                                  help_text="Optional; when given it must equal the name in the URL.")
+    takeOver = take_over_field()
 
 
 class RenewSerializer(serializers.Serializer):
     force = serializers.BooleanField(default=False,
                                      help_text="Redeploy even when the digest is unchanged "
                                                '(annotation modules.deckhouse.io/renew: "true").')
+    takeOver = take_over_field()
     changelogMessage = changelog_field()
 
 

@@ -47,9 +47,28 @@ from overrides.models import ModulePullOverride, ModuleSource
 from overrides.verdict import with_verdict_inputs
 from portal.json_input import JSONBodyParser
 
+TAKE_OVER = OpenApiParameter("takeOver", OpenApiTypes.BOOL, OpenApiParameter.QUERY,
+                             description="Delete someone else's override anyway (its owner is notified).")
 DELETE_MESSAGE = OpenApiParameter("changelogMessage", OpenApiTypes.STR, OpenApiParameter.QUERY,
                                   description="Why it is deleted; kept on the audit record.")
+OWNED = {409: error("Someone else owns the override: the body names the owner, reason, ownedSince and "
+                    "expiresAt; send takeOver: true to take it over.")}
 WRITE_ERRORS = {400: VALIDATION, **AUTH_ERRORS}
+OVERRIDE_WRITE_ERRORS = {**WRITE_ERRORS, **OWNED}
+
+
+def _lifetime_args(data: dict) -> bool:
+    """Body fields to service arguments: `expiresAt` → `expires`; returns (and removes) `takeOver`."""
+    if "expires_at" in data:
+        data["expires"] = data.pop("expires_at")
+    return bool(data.pop("take_over", False))
+
+
+def _take_over_from_query(request) -> bool:
+    value = request.query_params.get("takeOver")
+    if value is None and isinstance(request.data, dict):
+        value = request.data.get("takeOver")
+    return str(value).lower() in ("1", "true", "yes") if value is not None else False
 
 
 def _check_body_name(data: dict, name: str) -> None:
@@ -96,12 +115,12 @@ class NamedObjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 class ModulePullOverrideViewSet(NamedObjectViewSet):
     """ModulePullOverrides: what a CI pipeline writes to run its branch's image in the cluster."""
 
-    queryset = with_verdict_inputs(ModulePullOverride.objects.select_related("source"))
+    queryset = with_verdict_inputs(ModulePullOverride.objects.select_related("source", "owner"))
     serializer_class = ModulePullOverrideSerializer
     filterset_class = ModulePullOverrideFilterSet
 
     @extend_schema(summary="Create an override", request=ModulePullOverrideSerializer,
-                   responses={201: ModulePullOverrideSerializer, **WRITE_ERRORS})
+                   responses={201: ModulePullOverrideSerializer, **OVERRIDE_WRITE_ERRORS})
     def create(self, request, *args, **kwargs):
         data = self._validated(ModulePullOverrideSerializer)
         with service_errors(OVERRIDE_API_NAMES):
@@ -109,6 +128,7 @@ class ModulePullOverrideViewSet(NamedObjectViewSet):
                 actor=api_actor(request), name=data["name"], source=data["source"], image_tag=data["image_tag"],
                 scan_interval=data["scan_interval"], rollback=data["rollback"],
                 auto_renew=data.get("auto_renew", True), message=data.get("changelogMessage", ""),
+                reason=data.get("reason", ""), expires=data.get("expires_at"),
             )
         return Response(self.get_serializer(override).data, status=status.HTTP_201_CREATED,
                         headers=self._location(override))
@@ -118,59 +138,64 @@ class ModulePullOverrideViewSet(NamedObjectViewSet):
         description="201 when it created the override, 200 when it updated it; repeating it changes nothing. "
                     "Omitted scanInterval and rollback take their defaults (15s, false).",
         request=ModulePullOverrideUpdateSerializer,
-        responses={200: ModulePullOverrideSerializer, 201: ModulePullOverrideSerializer, **WRITE_ERRORS},
+        responses={200: ModulePullOverrideSerializer, 201: ModulePullOverrideSerializer, **OVERRIDE_WRITE_ERRORS},
     )
     def update(self, request, name: str, *args, **kwargs):
         data = self._validated(ModulePullOverrideUpdateSerializer)
         _check_body_name(data, name)
         message = data.pop("changelogMessage", "")
+        take_over = _lifetime_args(data)
         exists = ModulePullOverride.objects.filter(name=name).exists
         if not has_perm(request, ModulePullOverride, "add") and not exists():
             require_perm(request, ModulePullOverride, "add")  # an upsert that would create
         try:
-            override, created = self._upsert(request, name, data, message)
+            override, created = self._upsert(request, name, data, message, take_over)
         except IntegrityError:
             # Two upserts created the same name at once (possible on PostgreSQL): the loser updates instead.
-            override, created = self._upsert(request, name, data, message)
+            override, created = self._upsert(request, name, data, message, take_over)
         return Response(self.get_serializer(override).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
                         headers=self._location(override) if created else None)
 
-    def _upsert(self, request, name: str, data: dict, message: str) -> tuple[ModulePullOverride, bool]:
+    def _upsert(self, request, name: str, data: dict, message: str,
+                take_over: bool) -> tuple[ModulePullOverride, bool]:
         with service_errors(OVERRIDE_API_NAMES):
-            return services.override_upsert(actor=api_actor(request), name=name, data=data, message=message)
+            return services.override_upsert(actor=api_actor(request), name=name, data=data, message=message,
+                                            take_over=take_over)
 
     @extend_schema(summary="Change some fields of an override", request=ModulePullOverrideUpdateSerializer,
-                   responses={200: ModulePullOverrideSerializer, **WRITE_ERRORS, **NOT_FOUND})
+                   responses={200: ModulePullOverrideSerializer, **OVERRIDE_WRITE_ERRORS, **NOT_FOUND})
     def partial_update(self, request, name: str, *args, **kwargs):
         override = self.get_object()
         data = self._validated(ModulePullOverrideUpdateSerializer, partial=True)
         _check_body_name(data, name)
         message = data.pop("changelogMessage", "")
+        take_over = _lifetime_args(data)
         with service_errors(OVERRIDE_API_NAMES):
             override = services.override_update(actor=api_actor(request), override=override, message=message,
-                                                **data)
+                                                take_over=take_over, **data)
         return Response(self.get_serializer(override).data)
 
     @extend_schema(summary="Delete an override (the module goes back to its release)", request=None,
-                   parameters=[DELETE_MESSAGE],
+                   parameters=[DELETE_MESSAGE, TAKE_OVER],
                    responses={204: OpenApiResponse(description="Deleted."), 400: VALIDATION, **AUTH_ERRORS,
-                              **NOT_FOUND})
+                              **NOT_FOUND, **OWNED})
     def destroy(self, request, *args, **kwargs):
         override = self.get_object()
         message = changelog_from_query(request)
         with service_errors(OVERRIDE_API_NAMES):
-            services.override_delete(actor=api_actor(request), override=override, message=message)
+            services.override_delete(actor=api_actor(request), override=override, message=message,
+                                     take_over=_take_over_from_query(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(summary="Renew: check the registry now and redeploy a changed digest", request=RenewSerializer,
-                   responses={202: ModulePullOverrideSerializer, **WRITE_ERRORS, **NOT_FOUND})
+                   responses={202: ModulePullOverrideSerializer, **OVERRIDE_WRITE_ERRORS, **NOT_FOUND})
     @action(detail=True, methods=["post"], permission_method="PATCH")
     def renew(self, request, name: str):
         override = self.get_object()
         data = self._validated(RenewSerializer)
         override = services.override_renew(actor=api_actor(request), override=override, force=data["force"],
-                                           message=data.get("changelogMessage", ""))
+                                           message=data.get("changelogMessage", ""), take_over=data["take_over"])
         return Response(self.get_serializer(override).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(

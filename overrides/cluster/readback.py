@@ -41,6 +41,7 @@ from overrides.models import (
     ModuleSource,
     SyncState,
 )
+from overrides.notifications import events
 from overrides.validators import DEFAULT_SCAN_INTERVAL, parse_scan_interval
 from portal import metrics
 
@@ -326,6 +327,7 @@ def _mirror_override_status(row: ModulePullOverride, cr: dict[str, Any], summary
     with transaction.atomic():
         locked = ModulePullOverride.all_objects.select_for_update().select_related("source").get(pk=row.pk)
         _bookkeep(ModulePullOverride, row.pk, values)
+        events.emit_status_transition(locked, digest=digest, message=values["status_message"])
         if not digest or digest == locked.status_image_digest:
             return
         last = DigestObservation.objects.filter(override=locked, origin=DigestOrigin.CLUSTER).first()

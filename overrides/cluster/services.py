@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from overrides.audit import Actor, record_change, snapshot, source_change_after
 from overrides.models import ChangeAction, ChangeContext, ModulePullOverride, ModuleSource, SyncState
+from overrides.notifications import events
 
 CLUSTER = Actor.system(ChangeContext.CLUSTER)
 IMPORTED = "imported from the cluster"
@@ -125,6 +126,7 @@ def override_take_over(
     override.save()
     record_change(actor=CLUSTER, action=ChangeAction.UPDATE, obj=override, before=before, after=snapshot(override),
                   message=CHANGED)
+    events.emit(events.DRIFT_DETECTED, override, before=before, after=snapshot(override))
     return override
 
 

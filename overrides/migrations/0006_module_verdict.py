@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('overrides', '0007c_objectchange_identity'),
+        ('overrides', '0008b_notifications'),
     ]
 
     operations = [

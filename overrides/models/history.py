@@ -54,6 +54,8 @@ class ChangeAction(models.TextChoices):
     DELETE = "delete", "delete"
     RENEW = "renew", "renew"
     IMPORT = "import", "import"
+    CLAIM = "claim", "claim"
+    TAKE_OVER = "take-over", "take over"
 
 
 class ObjectChange(models.Model):

@@ -1,6 +1,7 @@
 """ModulePullOverride: "run the image of my branch", mirrored from `modulepulloverrides.deckhouse.io`."""
 
 
+from django.conf import settings
 from django.db import models
 
 from overrides import validators
@@ -37,6 +38,15 @@ class ModulePullOverride(ClusterMirrored):
     auto_renewed_digest = models.CharField(max_length=100, blank=True, default="")
     auto_renewed_at = models.DateTimeField(null=True, blank=True)
 
+    # Lifetime and ownership (overrides.lifetime): who holds the module, why, and until when. Not cluster state.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="owned_overrides", help_text="Empty: imported and not claimed yet.")
+    owned_since = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True, default="", help_text="Why: free text or an MR URL.")
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True,
+                                      help_text="Deleted by the scheduler then; empty: never (or not claimed).")
+    reminded_at = models.DateTimeField(null=True, blank=True, help_text="The expiry reminder was sent then.")
+
     # The cluster's status (written by the Deckhouse controller, mirrored here).
     status_image_digest = models.CharField(max_length=100, blank=True, default="")
     status_message = models.TextField(blank=True, default="")
@@ -57,6 +67,7 @@ class ModulePullOverride(ClusterMirrored):
         ordering = ["name"]
         base_manager_name = "all_objects"
         verbose_name = "module pull override"
+        permissions = [("keep_override_forever", "Can keep an override without expiry")]
 
     def __str__(self) -> str:
         return self.name

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from overrides import enqueue
 from overrides.models import DigestObservation, DigestOrigin, ModulePullOverride, ModuleSource
+from overrides.notifications import events
 from overrides.polling.cadence import DISCOVERY_INTERVAL, failure_delay, next_due, scan_interval_of
 from portal import metrics
 from registry import client as registry_client
@@ -228,6 +229,8 @@ def record_check(claim: ClaimedCheck, result: DigestLookup, *, at: datetime | No
                     origin=DigestOrigin.REGISTRY, observed_at=at)
                 logger.info("override %s: %s is now %s (was %s)", claim.name, result.reference, digest, old or "-")
                 metrics.DIGEST_CHANGES.labels("registry").inc()
+                events.emit_build_detected(claim.pk, name=claim.name, digest=digest, previous=old,
+                                           reference=result.reference)
                 return "changed" if old else "first"
         # Someone else recorded a digest meanwhile: compare with theirs (theirs may be this very one).
         current = live.values_list("registry_digest", flat=True).first()

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from overrides.filtersets import ModulePullOverrideFilterSet
+from overrides.filtersets import ModulePullOverrideFilterSet, expiring_soon, owned_by
 from overrides.forms import OverrideFilterForm
 from overrides.models import ModulePullOverride, ModuleSource
 from overrides.verdict import with_verdict_inputs
@@ -24,15 +24,19 @@ def refresh_seconds() -> int:
     return max(1, int(settings.PORTAL_UI_REFRESH_SECONDS))
 
 
-FILTER_PARAMS = ("search", "source", "sync_state", "syncState", "verdict", "registry_error")
+FILTER_PARAMS = ("search", "source", "sync_state", "syncState", "verdict", "registry_error", "mine", "expiring")
 
 
-def filter_overrides(params, queryset: QuerySet) -> QuerySet:
-    """The API's FilterSet (search, source, syncState...), plus the UI's "only registry errors". Invalid values
-    are ignored rather than refused: a filter never makes the dashboard fail."""
+def filter_overrides(params, queryset: QuerySet, user=None) -> QuerySet:
+    """The API's FilterSet (search, source, syncState...), plus the UI's "only registry errors", "mine" and
+    "expiring soon". Invalid values are ignored rather than refused: a filter never makes the dashboard fail."""
     queryset = ModulePullOverrideFilterSet(data=params, queryset=queryset).qs
     if params.get("registry_error"):
         queryset = queryset.exclude(registry_error="")
+    if params.get("mine"):
+        queryset = owned_by(queryset, user)
+    if params.get("expiring"):
+        queryset = expiring_soon(queryset)
     return queryset
 
 
@@ -49,7 +53,7 @@ def _dashboard_context(request: HttpRequest) -> dict:
     source_names = list(ModuleSource.objects.values_list("name", flat=True))
     form = OverrideFilterForm(request.GET or None, source_names=source_names)
     queryset = filter_overrides(request.GET, with_verdict_inputs(
-        ModulePullOverride.objects.select_related("source").order_by("name")))
+        ModulePullOverride.objects.select_related("source", "owner").order_by("name")), user=request.user)
     paginator = Paginator(queryset, _page_size(request))
     page = paginator.get_page(request.GET.get("page"))
     query = request.GET.copy()

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from overrides import services
 from overrides.cluster.state import cluster_enabled
 from overrides.forms import OverrideForm, apply_service_errors
+from overrides.lifetime import OwnershipConflict
 from overrides.models import DigestOrigin, ModulePullOverride, ModuleSource, ObjectChange
 from overrides.presentation import digest_timeline, override_notices, override_status, with_module_outcomes
 from overrides.selectors import digest_history, offered_module_names
@@ -44,7 +45,7 @@ DELETE_EFFECT = {
 
 def _live_override(name: str) -> ModulePullOverride:
     """An override that can still be changed (deleted ones are history: 404 for every action)."""
-    return get_object_or_404(ModulePullOverride.objects.select_related("source"), name=name)
+    return get_object_or_404(ModulePullOverride.objects.select_related("source", "owner"), name=name)
 
 
 # After a failed version discovery, pages show v1alpha1 for a while instead of waiting on the cluster again.
@@ -126,8 +127,8 @@ def _live_context(request: HttpRequest, override: ModulePullOverride) -> dict:
 
 @require_perm(OVERRIDE_VIEW)
 def override_detail(request: HttpRequest, name: str) -> HttpResponse:
-    override = get_object_or_404(with_verdict_inputs(ModulePullOverride.all_objects.select_related("source")),
-                                 name=name)
+    override = get_object_or_404(
+        with_verdict_inputs(ModulePullOverride.all_objects.select_related("source", "owner")), name=name)
     # The audit records are shown to who may read the audit (the API's rule for /api/v1/audit/).
     changes = list(ObjectChange.objects.filter(object_type="modulepulloverride", object_id=override.pk)
                    .order_by("-time", "-id")[: RECENT_CHANGES + 1]) if request.user.has_perm(AUDIT_VIEW) else None
@@ -165,6 +166,36 @@ def _form_page(request: HttpRequest, form: OverrideForm, override: ModulePullOve
     })
 
 
+def _take_over_page(request: HttpRequest, override: ModulePullOverride, conflict: OwnershipConflict | None,
+                    what: str) -> HttpResponse:
+    """Someone else holds the override: who, why and since when, and a "Take over" button that sends the same
+    request again with `take_over` (409 for the refused write; 200 for the plain take-over page)."""
+    fields = [(key, value) for key in request.POST for value in request.POST.getlist(key)
+              if key not in ("csrfmiddlewaretoken", "take_over")]
+    return render(request, "overrides/override_take_over.html", {
+        "override": override, "conflict": conflict, "fields": fields, "action": request.path, "what": what,
+        "cancel_url": reverse("ui:override", args=[override.name]),
+    }, status=409 if conflict else 200)
+
+
+def _take_over(request: HttpRequest) -> bool:
+    return request.POST.get("take_over") == "1"
+
+
+@require_perm(OVERRIDE_CHANGE)
+def override_take_over(request: HttpRequest, name: str) -> HttpResponse:
+    """Claim an unowned override or take over someone else's (after a confirmation); the previous owner is told."""
+    override = _live_override(name)
+    if request.method != "POST":
+        return _take_over_page(request, override, None, "take it over")
+    try:
+        services.override_update(actor=web_actor(request), override=override, take_over=True)
+    except ModulePullOverride.DoesNotExist:
+        raise Http404("This override was deleted meanwhile.") from None
+    messages.success(request, f'You now own the override of module "{override.name}".')
+    return redirect("ui:override", name=override.name)
+
+
 @require_perm(OVERRIDE_ADD)
 def override_create(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
@@ -177,7 +208,7 @@ def override_create(request: HttpRequest) -> HttpResponse:
             override = services.override_create(actor=web_actor(request), name=form.cleaned_data["name"],
                                                  **form.service_data())
         except ValidationError as exc:
-            apply_service_errors(form, exc)
+            apply_service_errors(form, exc, {"expires_at": "expires"})
         else:
             messages.success(request, f'Override of module "{override.name}" created.')
             return redirect("ui:override", name=override.name)
@@ -189,17 +220,20 @@ def override_edit(request: HttpRequest, name: str) -> HttpResponse:
     override = _live_override(name)
     initial = {"source": override.source.name, "name": override.name, "image_tag": override.image_tag,
                "scan_interval": override.scan_interval, "rollback": override.rollback,
-               "auto_renew": override.auto_renew}
+               "auto_renew": override.auto_renew, "reason": override.reason}
     if request.method != "POST":
         return _form_page(request, OverrideForm(initial=initial, editing=True), override)
     form = OverrideForm(request.POST, initial=initial, editing=True)
     if form.is_valid():
         try:
-            services.override_update(actor=web_actor(request), override=override, **form.service_data())
+            services.override_update(actor=web_actor(request), override=override, take_over=_take_over(request),
+                                     **form.service_data())
         except ModulePullOverride.DoesNotExist:
             raise Http404("This override was deleted meanwhile.") from None
+        except OwnershipConflict as conflict:
+            return _take_over_page(request, override, conflict, "save your changes")
         except ValidationError as exc:
-            apply_service_errors(form, exc)
+            apply_service_errors(form, exc, {"expires_at": "expires"})
         else:
             messages.success(request, f'Override of module "{override.name}" saved.')
             return redirect("ui:override", name=override.name)
@@ -212,9 +246,12 @@ def override_renew(request: HttpRequest, name: str) -> HttpResponse:
     override = _live_override(name)
     force = request.POST.get("force") == "1"
     try:
-        services.override_renew(actor=web_actor(request), override=override, force=force)
+        services.override_renew(actor=web_actor(request), override=override, force=force,
+                                take_over=_take_over(request))
     except ModulePullOverride.DoesNotExist:
         raise Http404("This override was deleted meanwhile.") from None
+    except OwnershipConflict as conflict:
+        return _take_over_page(request, override, conflict, "renew it")
     if force:
         messages.success(request, "Forced renew requested: the module is redeployed even if the digest is unchanged.")
     else:
@@ -228,9 +265,11 @@ def override_delete(request: HttpRequest, name: str) -> HttpResponse:
     override = _live_override(name)
     if request.method == "POST":
         try:
-            services.override_delete(actor=web_actor(request), override=override)
+            services.override_delete(actor=web_actor(request), override=override, take_over=_take_over(request))
         except ModulePullOverride.DoesNotExist:
             raise Http404("This override was deleted meanwhile.") from None
+        except OwnershipConflict as conflict:
+            return _take_over_page(request, override, conflict, "delete it")
         messages.success(request, f'Override of module "{override.name}" deleted: '
                                   f"{DELETE_EFFECT[override.rollback]}.")
         return redirect("ui:dashboard")

@@ -1,0 +1,184 @@
+"""Event types and `emit()`: an event is a row written in the transaction of the change it reports.
+
+The fan-out task is enqueued once per transaction after it commits; the poller's `build.detected` events (and any
+whose fan-out task was lost) are fanned out by the dispatcher's sweep, `delivery.enqueue_due()`, once a second.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from overrides.models import EventType, NotificationEvent
+
+logger = logging.getLogger("overrides.notifications")
+
+BUILD_DETECTED = EventType.BUILD_DETECTED.value
+ROLLOUT_SUCCEEDED = EventType.ROLLOUT_SUCCEEDED.value
+ROLLOUT_FAILED = EventType.ROLLOUT_FAILED.value
+DOWNLOAD_FAILED = EventType.DOWNLOAD_FAILED.value
+BLOCKED = EventType.BLOCKED.value
+DRIFT_DETECTED = EventType.DRIFT_DETECTED.value
+OVERRIDE_CREATED = EventType.OVERRIDE_CREATED.value
+OVERRIDE_CHANGED = EventType.OVERRIDE_CHANGED.value
+OVERRIDE_DELETED = EventType.OVERRIDE_DELETED.value
+OVERRIDE_EXPIRING = EventType.OVERRIDE_EXPIRING.value
+OVERRIDE_EXPIRED = EventType.OVERRIDE_EXPIRED.value
+OVERRIDE_TAKEN_OVER = EventType.OVERRIDE_TAKEN_OVER.value
+
+# Events derived from observed state, which can flap: at most one per (override, type) per repeat window.
+FLAPPING = {ROLLOUT_SUCCEEDED, ROLLOUT_FAILED, DOWNLOAD_FAILED, BLOCKED, DRIFT_DETECTED}
+FAILURES = {ROLLOUT_FAILED, DOWNLOAD_FAILED, BLOCKED}
+# Sent to the override's owner by default (their personal channels, else their e-mail address).
+OWNER_EVENTS = {ROLLOUT_FAILED, DOWNLOAD_FAILED, BLOCKED, OVERRIDE_EXPIRING, OVERRIDE_EXPIRED, OVERRIDE_TAKEN_OVER}
+FAN_OUT_TASK = "overrides.tasks.fan_out_notifications"
+
+SUMMARIES = {
+    BUILD_DETECTED: "new build {digest} of {name} ({imageRef})",
+    ROLLOUT_SUCCEEDED: "{name} runs {digest} in the cluster",
+    ROLLOUT_FAILED: "{name}: rollout failed: {message}",
+    DOWNLOAD_FAILED: "{name}: the cluster cannot download the image: {message}",
+    BLOCKED: "{name}: blocked: {message}",
+    DRIFT_DETECTED: "{name} was changed outside the portal",
+    OVERRIDE_CREATED: "{name} overridden with {imageRef} by {actor}",
+    OVERRIDE_CHANGED: "{name} changed by {actor}",
+    OVERRIDE_DELETED: "{name} deleted by {actor}",
+    OVERRIDE_EXPIRING: "{name} expires at {expiresAt}",
+    OVERRIDE_EXPIRED: "{name} expired and was deleted",
+    OVERRIDE_TAKEN_OVER: "{name} taken over by {actor} from {previousOwner}",
+}
+
+
+def summary(event_type: str, payload: dict[str, Any]) -> str:
+    """One line in words, for chat messages and e-mail subjects."""
+    values = {k: v for k, v in payload.items() if isinstance(v, str | int | float | bool)}
+    try:
+        return SUMMARIES.get(event_type, "{name}: " + event_type).format_map(_Missing(values))
+    except (ValueError, IndexError):
+        return f"{payload.get('name', '')}: {event_type}"
+
+
+class _Missing(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def enabled() -> bool:
+    return bool(getattr(settings, "PORTAL_NOTIFICATIONS", True))
+
+
+def _payload(event_type: str, override, details: dict[str, Any]) -> dict[str, Any]:
+    payload = {
+        "name": override.name,
+        "source": override.source.name if override.source_id else "",
+        "source_id": override.source_id,
+        "imageTag": override.image_tag,
+        "imageRef": f"{override.source.repo}/{override.name}:{override.image_tag}" if override.source_id else "",
+        "owner": override.owner.get_username() if override.owner_id else None,
+        "owner_id": override.owner_id,
+        "reason": override.reason,
+    }
+    payload.update(details)
+    return payload
+
+
+def _in_repeat_window(event_type: str, override, now, details: dict[str, Any]) -> bool:
+    """Whether a flapping event was sent for this override within the window (a success: for this digest)."""
+    if event_type not in FLAPPING:
+        return False
+    since = now - settings.PORTAL_NOTIFY_REPEAT_WINDOW
+    recent = NotificationEvent.objects.filter(override=override, event_type=event_type, created_at__gte=since)
+    if event_type != ROLLOUT_SUCCEEDED:
+        return recent.exists()
+    # A success repeats only for the same digest, and the recovery from a failure that was sent always goes out.
+    last = recent.filter(payload__digest=details.get("digest", "")).order_by("-created_at", "-id").first()
+    if last is None:
+        return False
+    failures = NotificationEvent.objects.filter(override=override, event_type__in=FAILURES, id__gt=last.id)
+    return not failures.exists()
+
+
+def emit(event_type: str, override, *, dedup_key: str | None = None, **details: Any) -> NotificationEvent | None:
+    """Record an event of `override` (inside the caller's transaction) and fan it out after commit. None when
+    notifications are off, the event repeats within its window, or `dedup_key` was emitted before."""
+    if not enabled():
+        return None
+    now = timezone.now()
+    if _in_repeat_window(event_type, override, now, details):
+        return None
+    try:
+        with transaction.atomic():
+            event = NotificationEvent.objects.create(
+                event_type=event_type, override=override, override_name=override.name, dedup_key=dedup_key,
+                payload=_payload(event_type, override, details), created_at=now)
+    except IntegrityError:
+        return None  # this digest (dedup_key) was reported already
+    schedule_fan_out()
+    return event
+
+
+def _fan_out_after_commit() -> None:
+    from django_q.tasks import async_task
+
+    try:
+        async_task(FAN_OUT_TASK, group="notify", q_options={"task_name": "fan out notifications"})
+    except Exception:  # a broker hiccup loses nothing: the sweep fans out events left behind
+        logger.exception("enqueueing the notification fan-out failed; the sweep will take the events")
+
+
+def schedule_fan_out() -> None:
+    """One fan-out task per transaction, however many events it records."""
+    if connection.in_atomic_block and any(func is _fan_out_after_commit for _, func, _ in connection.run_on_commit):
+        return
+    transaction.on_commit(_fan_out_after_commit)
+
+
+def emit_build_detected(override_pk: int, *, name: str, digest: str, previous: str, reference: str) -> None:
+    """The registry shows a new digest for an override (once per digest, whoever checks it). Called in the poller's
+    write-back, so it is one INSERT OR IGNORE and nothing else: the fan-out adds the override's owner and source."""
+    if not enabled():
+        return
+    event = NotificationEvent(event_type=BUILD_DETECTED, override_id=override_pk, override_name=name,
+                              dedup_key=f"build:{override_pk}:{digest}"[:200], created_at=timezone.now(),
+                              payload={"name": name, "digest": digest, "previousDigest": previous,
+                                       "imageRef": reference})
+    NotificationEvent.objects.bulk_create([event], ignore_conflicts=True)
+    # No task per write-back: the dispatcher's sweep (`delivery.enqueue_due`, every second) fans these out.
+
+
+# --- rollout events from the MPO status the read-back mirrors -------------------------------------------------------
+
+BLOCKED_MESSAGES = ("The module not found", "The module is embedded", "The module disabled",
+                    "The module does not have an active source", "The source not found", "ModuleSource ")
+
+
+def status_outcome(digest: str, message: str, registry_digest: str) -> tuple[str, str] | None:
+    """What an MPO status says, as (event type, what distinguishes it): a failure kind, or the digest running;
+    None while nothing is decided (no digest yet, the old one still running)."""
+    message = (message or "").strip()
+    if message.startswith("Download error"):
+        return DOWNLOAD_FAILED, ""
+    if message.startswith(("Deploy error", "Validation error")):
+        return ROLLOUT_FAILED, ""
+    if message.startswith(BLOCKED_MESSAGES):
+        return BLOCKED, ""
+    if message in ("", "Ready") and digest and digest == registry_digest:
+        return ROLLOUT_SUCCEEDED, digest
+    return None
+
+
+def emit_status_transition(override, *, digest: str, message: str) -> None:
+    """The read-back mirrored a new status: an event when its outcome changed (a failure once when it starts,
+    a success once per digest or when a failure recovers), never on every read."""
+    if not enabled() or override.is_deleted:
+        return
+    old = status_outcome(override.status_image_digest, override.status_message, override.registry_digest)
+    new = status_outcome(digest, message, override.registry_digest)
+    if new is None or new == old:
+        return
+    details = {"digest": digest, "message": (message or "")[:500]}
+    emit(new[0], override, **details)
