@@ -1,22 +1,25 @@
 """REST API throughput under CI-like load: the portal under gunicorn with the cluster emulator, against the
 same client talking to the emulator alone.
 
-    .venv/bin/python bench/api.py [--clients 50] [--duration 30] [--workers 2] [--threads 4] [--no-qcluster]
+    .venv/bin/python bench/api.py [--clients 50] [--duration 30] [--backends sqlite postgres]
+                                  [--sqlite-workers 2] [--postgres-workers 4] [--no-qcluster]
 
-Starts, in a fresh temporary directory: the kube API-server emulator (`tests.kube.emulator`, its own process),
-the portal under gunicorn (`python -m gunicorn portal.wsgi`, as `manage.py serve` runs it: 2 workers x 4
-threads) with cluster sync on against the emulator, and a django-q2 cluster (`manage.py qcluster`) that applies
-the changes to the emulator, as in production. Then `--clients` threads, each with its own HTTP session and a
-few module names of its own, run for `--duration` seconds:
+Measures the emulator alone once, then the portal once per backend, each in a child process with a fresh
+temporary directory: the kube API-server emulator (`tests.kube.emulator`, its own process), the portal under the
+shipped web server (`manage.py serve`'s: gunicorn with uvicorn workers on `portal.asgi`; on PostgreSQL with a
+connection pool) with cluster sync on against the emulator, and a django-q2 cluster (`manage.py qcluster`) that
+applies the changes to the emulator, as in production. SQLite is a file under the directory; PostgreSQL a
+throwaway server (`tests/scripts/with-postgres`, Debian's postgresql). Then `--clients` threads, each with its
+own HTTP session and a few module names of its own, run for `--duration` seconds:
 
 1. baseline: raw round trips to the emulator alone: create (POST) or merge-patch (PATCH) an MPO's imageTag, and
    read it back (GET), alternately;
 2. portal: upsert (PUT /api/v1/overrides/<name>/ with a bearer token) and read (GET) alternately.
 
 A third of the upserts repeat the current tag (a no-op: no audit record, no apply), the rest change it. Prints
-throughput and p50/p95 latency per run and kind, the portal/emulator ratios, errors, and how long the portal's
-queue took to get every override synced to the emulator afterwards. Figures vary with the machine; nothing here
-asserts a threshold.
+throughput and p50/p95 latency per run and kind, the portal/emulator ratios per backend, errors, and how long the
+portal's queue took to get every override synced to the emulator afterwards. Figures vary with the machine;
+nothing here asserts a threshold (the goal on PostgreSQL: at least 0.5x the emulator's throughput, 0 errors).
 """
 
 from __future__ import annotations
@@ -197,10 +200,13 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 
 def prepare_portal(workdir: str, kubeconfig: str) -> tuple[dict[str, str], str]:
-    """Environment for the portal's processes; a migrated database with a user, a token and the source."""
+    """Environment for the portal's processes; a migrated database with a user, a token and the source. The
+    database is DATABASE_URL when it is set (the PostgreSQL run), else a SQLite file in `workdir`."""
+    database = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir}/portal.sqlite3"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_VAR_DIR": workdir,
-           "DATABASE_URL": f"sqlite:///{workdir}/portal.sqlite3", "KUBECONFIG": kubeconfig, "PORTAL_CLUSTER": "on",
-           "PORTAL_DEBUG": "0", "PORTAL_LOG_LEVEL": "WARNING", "PORTAL_ALLOWED_HOSTS": "127.0.0.1,localhost"}
+           "DATABASE_URL": database, "KUBECONFIG": kubeconfig, "PORTAL_CLUSTER": "on",
+           "PORTAL_DEBUG": "0", "PORTAL_LOG_LEVEL": "WARNING", "PORTAL_ALLOWED_HOSTS": "127.0.0.1,localhost",
+           "PORTAL_API_TOKEN_RATE": "1000000/min"}  # measure the API, not its per-token rate limit
     env.pop("PORTAL_Q_SYNC", None)
     os.environ.update(env)
     from portal.devkeys import ensure_dev_keys
@@ -242,64 +248,114 @@ def wait_synced(timeout: float) -> tuple[float, int, int]:
         time.sleep(0.5)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--no-qcluster", action="store_true", help="leave the apply queue unprocessed")
-    parser.add_argument("--serve-emulator", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve_emulator:
-        serve_emulator()
-        return
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            if proc.stdin:
+                proc.stdin.close()
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
+
+def start_emulator(procs: list[subprocess.Popen]) -> dict[str, str]:
+    emulator = subprocess.Popen([PYTHON, __file__, "--serve-emulator"], cwd=ROOT, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+    procs.append(emulator)
+    return json.loads(emulator.stdout.readline())
+
+
+def portal_run(args) -> None:
+    """Child mode: the portal on this process's database (DATABASE_URL, or SQLite); prints a FIGURES line."""
     workdir = tempfile.mkdtemp(prefix="bench-api-")
     procs: list[subprocess.Popen] = []
+    backend = "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
     try:
-        emulator = subprocess.Popen([PYTHON, __file__, "--serve-emulator"], cwd=ROOT, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, text=True)
-        procs.append(emulator)
-        info = json.loads(emulator.stdout.readline())
+        info = start_emulator(procs)
         env, token = prepare_portal(workdir, info["kubeconfig"])
+        from overrides.management.commands.serve import web_command, web_environment
+
         port = free_port()
-        procs.append(subprocess.Popen(
-            [PYTHON, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
-             "--threads", str(args.threads), "--timeout", "60", "--log-level", "warning"], cwd=ROOT, env=env))
+        command = web_command("127.0.0.1", port, args.workers)
+        if args.wsgi:  # the former server, for comparison: gunicorn threads on portal.wsgi
+            command = [PYTHON, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
+                       str(args.workers), "--threads", "8"]
+        procs.append(subprocess.Popen(command + ["--log-level", "warning"],
+                                      cwd=ROOT, env=web_environment(env),
+                                      stdout=subprocess.DEVNULL))
         if not args.no_qcluster:
             procs.append(subprocess.Popen([PYTHON, "manage.py", "qcluster"], cwd=ROOT, env=env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         portal_url = f"http://127.0.0.1:{port}"
         wait_http(portal_url + "/api/schema/")
-        print(f"{args.clients} clients x {args.duration:g} s; portal: gunicorn {args.workers} workers x "
-              f"{args.threads} threads, SQLite, cluster sync on"
-              f"{' (qcluster applying to the emulator)' if not args.no_qcluster else ' (no qcluster)'}; "
-              f"{os.cpu_count()} CPUs shared by everything")
-
-        base = run_clients(args.clients, args.duration, emulator_step(info["url"]))
-        baseline = summarize("emulator alone (create/merge-patch + get, raw HTTP)", base, args.duration)
         api = run_clients(args.clients, args.duration, portal_step(portal_url, token))
-        portal = summarize("portal API (PUT upsert + GET, bearer token)", api, args.duration)
-
-        print("\nportal / emulator")
-        print(f"  throughput {portal['throughput'] / baseline['throughput']:.2f}x   "
-              f"p50 {portal['p50'] / baseline['p50']:.1f}x   p95 {portal['p95'] / baseline['p95']:.1f}x")
+        figures = summarize(f"portal API on {backend}, {args.workers} web workers (PUT upsert + GET, bearer token)",
+                            api, args.duration)
+        figures["errors"] = sum(api.errors.values())
         if not args.no_qcluster:
             seconds, synced, total = wait_synced(timeout=120)
-            print(f"\napply queue drained: {synced}/{total} overrides synced to the emulator "
+            print(f"  apply queue drained: {synced}/{total} overrides synced to the emulator "
                   f"{seconds:.1f} s after the load stopped")
+        print("FIGURES " + json.dumps(figures), flush=True)
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                if proc is procs[0] and proc.stdin:
-                    proc.stdin.close()
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--backends", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
+    parser.add_argument("--sqlite-workers", type=int, default=2)
+    parser.add_argument("--postgres-workers", type=int, default=4)
+    parser.add_argument("--no-qcluster", action="store_true", help="leave the apply queue unprocessed")
+    parser.add_argument("--wsgi", action="store_true", help="serve with gunicorn threads on portal.wsgi instead")
+    parser.add_argument("--serve-emulator", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--portal-run", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_emulator:
+        serve_emulator()
+        return
+    if args.portal_run:
+        portal_run(args)
+        return
+
+    print(f"{args.clients} clients x {args.duration:g} s; cluster sync on"
+          f"{' (qcluster applying to the emulator)' if not args.no_qcluster else ' (no qcluster)'}; "
+          f"{os.cpu_count()} CPUs shared by everything")
+    procs: list[subprocess.Popen] = []
+    try:
+        info = start_emulator(procs)
+        baseline = summarize("emulator alone (create/merge-patch + get, raw HTTP)",
+                             run_clients(args.clients, args.duration, emulator_step(info["url"])), args.duration)
+    finally:
+        stop_all(procs)
+    ratios = []
+    for backend in args.backends:
+        workers = args.sqlite_workers if backend == "sqlite" else args.postgres_workers
+        command = [PYTHON, __file__, "--portal-run", "--workers", str(workers), "--clients", str(args.clients),
+                   "--duration", str(args.duration), *(["--no-qcluster"] if args.no_qcluster else []),
+                   *(["--wsgi"] if args.wsgi else [])]
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        if backend == "postgres":
+            command = [str(ROOT / "tests/scripts/with-postgres"), *command]
+        run = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        lines = run.stdout.splitlines()
+        print("\n".join(line for line in lines if not line.startswith("FIGURES ")))
+        found = [json.loads(line[8:]) for line in lines if line.startswith("FIGURES ")]
+        if run.returncode or not found:
+            print(f"  the {backend} run failed (exit {run.returncode})")
+            continue
+        ratios.append((backend, workers, found[0]))
+    print("\nportal / emulator (same run)")
+    for backend, workers, figures in ratios:
+        print(f"  {backend:8} {workers} web workers: throughput {figures['throughput'] / baseline['throughput']:.2f}x"
+              f"   p50 {figures['p50'] / baseline['p50']:.1f}x   p95 {figures['p95'] / baseline['p95']:.1f}x"
+              f"   errors {figures['errors']}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """Digest polling under the real qcluster: throughput, lateness, CPU, and detection latency by polling and webhook.
 
-    .venv/bin/python bench/poller.py [--sizes 100 1000 3000] [--seconds 60] [--workers 4]
+    .venv/bin/python bench/poller.py [--sizes 100 1000 3000] [--seconds 60] [--workers 4] [--qclusters 1]
+    tests/scripts/with-postgres tests/scripts/with-redis .venv/bin/python bench/poller.py --sizes 3000 \
+        --qclusters 2 --failover          # the production shape: PostgreSQL, Redis, two qclusters, a SIGKILL
 
-For each size N it starts, on a fresh SQLite database in a temporary directory:
+For each size N it starts, on a fresh database (SQLite in a temporary directory, or DATABASE_URL when set; the
+django-q2 broker is Redis when PORTAL_REDIS_URL is set, else the database):
 - registry A (Debian's docker-registry) holding N modules, each with tag `main`, polled by N overrides at 15 s;
 - registry B, configured with `notifications.endpoints` pointing at the portal's webhook, holding 20 modules whose
   overrides poll only hourly, so a change there is found through the webhook or not at all;
-- the portal's web server (gunicorn, for the webhook) and `manage.py qcluster` (the default 4 workers).
+- the portal's web server (gunicorn, for the webhook) and `--qclusters` times `manage.py qcluster` (4 workers).
 The N overrides get first due times spread evenly over one interval; then, for `--seconds`, it records every check
 (each change of `registry_checked_at`, sampled at 10 Hz from the database), re-pushes an A tag and a B tag every
 few seconds, and measures:
@@ -16,8 +19,10 @@ few seconds, and measures:
 - CPU seconds of the qcluster process tree (and of the registry and web server apart), from /proc;
 - detection latency: from the end of a push to the `observed_at` of the new DigestObservation, p95, by polling
   (registry A) and by webhook (registry B).
+With `--failover`, after the window it SIGKILLs the qcluster whose dispatcher holds the lease and reports when
+another took the lease over and the longest gap between two checks of one override across the kill.
 Goals on a 2-core machine: 1000 overrides with p99 lateness <= 1.5 s; detection p95 <= 15 s + 1.5 s by polling
-and <= 1 s by webhook.
+and <= 1 s by webhook; on PostgreSQL + Redis with two qclusters: 3000 overrides, no missed slot, p99 <= 1.5 s.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ import argparse
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -93,7 +97,7 @@ def setup_django(workdir: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PORTAL_Q_SYNC", "KUBECONFIG")}
     env.update({
         "DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_VAR_DIR": workdir,
-        "DATABASE_URL": f"sqlite:///{workdir}/bench.sqlite3", "PORTAL_CLUSTER": "off",
+        "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{workdir}/bench.sqlite3", "PORTAL_CLUSTER": "off",
         "PORTAL_WEBHOOK_SECRET": SECRET, "PORTAL_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
     })
     os.environ.update(env)
@@ -145,6 +149,7 @@ def push_all(registry, modules: list[str], tag: str = "main") -> dict[str, str]:
 
 def reset_database() -> None:
     from django.utils import timezone
+    from django_q.brokers import get_broker
     from django_q.models import OrmQ, Task
 
     from overrides.models import DigestObservation, Lease, ModulePullOverride, ModuleSource, ObjectChange
@@ -155,6 +160,7 @@ def reset_database() -> None:
     ModulePullOverride.all_objects.all().delete()
     ModuleSource.all_objects.all().delete()
     OrmQ.objects.all().delete()
+    get_broker().purge_queue()
     Task.objects.all().delete()
     ObjectChange.objects.all().delete()
     ensure_schedules()
@@ -173,30 +179,32 @@ def create_overrides(source, digests: dict[str, str], interval: str) -> list[int
 
 
 class Sampler(threading.Thread):
-    """Every check of the source's overrides: each new `registry_checked_at`, read at 10 Hz with plain sqlite3."""
+    """Every check of the source's overrides: each new `registry_checked_at`, read at 10 Hz (its own connection)."""
 
-    def __init__(self, db: str, source_id: int) -> None:
+    def __init__(self, source_id: int) -> None:
         super().__init__(daemon=True)
-        self.db, self.source_id = db, source_id
+        self.source_id = source_id
         self.seen: set[tuple[int, str]] = set()
         self.checks: dict[int, list[float]] = defaultdict(list)
         self.stop = threading.Event()
 
     def run(self) -> None:
-        conn = sqlite3.connect(self.db, timeout=30)
-        since = "0"
+        from django.db import connection
+
+        from overrides.models import ModulePullOverride
+
+        since = datetime(2000, 1, 1, tzinfo=UTC)
         while not self.stop.is_set():
-            rows = conn.execute("SELECT id, registry_checked_at FROM overrides_modulepulloverride "
-                                "WHERE source_id = ? AND registry_checked_at > ?", (self.source_id, since)).fetchall()
+            rows = list(ModulePullOverride.objects.filter(source_id=self.source_id, registry_checked_at__gt=since)
+                        .values_list("id", "registry_checked_at"))
             for pk, checked in rows:
                 if (pk, checked) not in self.seen:
                     self.seen.add((pk, checked))
-                    self.checks[pk].append(datetime.fromisoformat(checked).replace(tzinfo=UTC).timestamp())
+                    self.checks[pk].append(checked.timestamp())
             if rows:
-                newest = max(datetime.fromisoformat(c) for _, c in rows) - timedelta(seconds=3)
-                since = max(since, str(newest))
+                since = max(since, max(c for _, c in rows) - timedelta(seconds=3))
             time.sleep(0.1)
-        conn.close()
+        connection.close()
 
 
 def detection_latencies(pushes: list[tuple[int, str, float]], wait: float) -> list[float]:
@@ -234,18 +242,20 @@ def run_size(n: int, seconds: float, args, env, workdir, reg_a, reg_b, digests_a
     by_name_b = dict(zip(sorted(digests_b), pks_b, strict=True))
 
     qenv = {**env, "PORTAL_Q_WORKERS": str(args.workers)}
-    cluster = start_process([sys.executable, "manage.py", "qcluster"], qenv, f"{workdir}/qcluster-{n}.log")
-    time.sleep(3)  # django setup and worker spawn
+    clusters = [start_process([sys.executable, "manage.py", "qcluster"], qenv, f"{workdir}/qcluster-{n}-{i}.log")
+                for i in range(args.qclusters)]
+    time.sleep(3 + 2 * args.qclusters)  # django setup and worker spawn
     async_task(DISPATCHER_TASK, group="dispatcher")  # instead of waiting up to 30 s for the watchdog's first pass
     t0 = datetime.now(UTC) + timedelta(seconds=3)
     first_due = {pk: t0 + timedelta(seconds=INTERVAL * i / n) for i, pk in enumerate(pks_a)}
     rows = [ModulePullOverride(pk=pk, next_check_at=when) for pk, when in first_due.items()]
     ModulePullOverride.objects.bulk_update(rows, ["next_check_at"], batch_size=500)
-    sampler = Sampler(f"{workdir}/bench.sqlite3", source_a.pk)
+    sampler = Sampler(source_a.pk)
     sampler.start()
     while datetime.now(UTC) < t0:
         time.sleep(0.05)
-    start, cpu0 = time.time(), (tree_cpu(cluster.pid), tree_cpu(reg_a.process.pid), tree_cpu(args.web.pid))
+    start, cpu0 = time.time(), (sum(tree_cpu(c.pid) for c in clusters), tree_cpu(reg_a.process.pid),
+                                tree_cpu(args.web.pid))
 
     polled, hooked = [], []
     rng = random.Random(n)
@@ -262,12 +272,14 @@ def run_size(n: int, seconds: float, args, env, workdir, reg_a, reg_b, digests_a
             next_push += step
         time.sleep(0.02)
     end = time.time()
-    cpu1 = (tree_cpu(cluster.pid), tree_cpu(reg_a.process.pid), tree_cpu(args.web.pid))
-    sampler.stop.set()
-    sampler.join()
+    cpu1 = (sum(tree_cpu(c.pid) for c in clusters), tree_cpu(reg_a.process.pid), tree_cpu(args.web.pid))
     detect_poll = detection_latencies(polled, wait=INTERVAL + 5)
     detect_hook = detection_latencies(hooked, wait=5)
-    stop_process(cluster)
+    failover = fail_over(clusters, sampler, pks_a) if args.failover else None
+    sampler.stop.set()
+    sampler.join()
+    for cluster in clusters:
+        stop_process(cluster)
 
     lateness, gaps, checks, expected = [], [], 0, 0
     for pk, due0 in first_due.items():
@@ -284,15 +296,56 @@ def run_size(n: int, seconds: float, args, env, workdir, reg_a, reg_b, digests_a
         "n": n, "window": window, "checks": checks, "expected": expected, "rate": checks / window,
         "required": n / INTERVAL, "lateness": lateness, "gaps": gaps,
         "cpu": tuple(b - a for a, b in zip(cpu0, cpu1, strict=True)), "poll": detect_poll, "hook": detect_hook,
-        "pushes": (len(polled), len(hooked)),
+        "pushes": (len(polled), len(hooked)), "qclusters": len(clusters), "failover": failover,
     }
+
+
+def _lease_holder_pid() -> int | None:
+    from overrides.models import Lease
+    from overrides.polling.lease import LEASE
+
+    parts = (Lease.objects.filter(name=LEASE).values_list("holder", flat=True).first() or "").split(":")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def _process_group(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def fail_over(clusters: list[subprocess.Popen], sampler: Sampler, pks: list[int]) -> dict:
+    """SIGKILL the qcluster holding the dispatcher lease; when the lease moved, and the longest check gap."""
+    holder = _lease_holder_pid()
+    victims = [c for c in clusters if holder is not None and _process_group(holder) == c.pid]
+    if not victims or len(clusters) < 2:
+        return {"error": "no lease holder among the qclusters, or only one qcluster"}
+    killed = time.time()
+    stop_process(victims[0])
+    taken = None
+    while time.time() < killed + 180:
+        if _lease_holder_pid() not in (None, holder):
+            taken = time.time()
+            break
+        time.sleep(0.1)
+    time.sleep(2 * INTERVAL + 2)
+    gaps = []
+    for pk in pks:
+        times = sampler.checks.get(pk, [])
+        before, after = [t for t in times if t < killed][-1:], [t for t in times if t >= killed][:1]
+        if before and after:
+            gaps.append(after[0] - before[0])
+    return {"takeover": (taken - killed) if taken else None, "max_gap": max(gaps) if gaps else None,
+            "resumed": len(gaps), "of": len(pks)}
 
 
 def report(r: dict, workers: int) -> None:
     late, gaps = r["lateness"], r["gaps"]
     within = sum(1 for g in gaps if abs(g - INTERVAL) <= 1.5) / len(gaps) * 100 if gaps else float("nan")
     cpu_q, cpu_reg, cpu_web = r["cpu"]
-    print(f"\n== {r['n']} overrides @ {INTERVAL:g}s, qcluster workers={workers}, "
+    print(f"\n== {r['n']} overrides @ {INTERVAL:g}s, {r['qclusters']} qcluster(s) x {workers} workers, "
           f"window {r['window']:.1f}s")
     print(f"  checks/s:    {r['rate']:.1f} achieved vs {r['required']:.1f} required "
           f"({r['checks']} checks; {max(r['expected'] - r['checks'], 0)} of {r['expected']} due slots missed)")
@@ -307,6 +360,15 @@ def report(r: dict, workers: int) -> None:
           f"({len(poll)}/{r['pushes'][0]} found; goal p95 <= {INTERVAL + 1.5:g}s)")
     print(f"  detection by webhook: p50 {percentile(hook, 50):.2f}s  p95 {percentile(hook, 95):.2f}s "
           f"({len(hook)}/{r['pushes'][1]} found; goal p95 <= 1s)")
+    failover = r.get("failover")
+    if failover and "error" not in failover:
+        takeover = f"{failover['takeover']:.1f}s" if failover["takeover"] is not None else "not within 180s"
+        gap = f"{failover['max_gap']:.1f}s" if failover["max_gap"] is not None else "-"
+        print(f"  fail-over:   lease taken over {takeover} after the SIGKILL of its holder's qcluster; longest "
+              f"gap between two checks of one override across it {gap} (interval {INTERVAL:g}s; "
+              f"{failover['resumed']}/{failover['of']} checked again)")
+    elif failover:
+        print(f"  fail-over:   {failover['error']}")
     sys.stdout.flush()
 
 
@@ -315,6 +377,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 3000])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--qclusters", type=int, default=1)
+    parser.add_argument("--failover", action="store_true", help="then SIGKILL the lease holder's qcluster")
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="mpo-bench-poller-")
@@ -332,7 +396,8 @@ def main() -> None:
         digests_a = push_all(reg_a, [f"m{i:05d}" for i in range(max(args.sizes))])
         digests_b = push_all(reg_b, [f"w{i:02d}" for i in range(WEBHOOK_MODULES)])
         print(f"seeded {len(digests_a)} + {len(digests_b)} images in {time.time() - started:.0f}s; "
-              f"{os.cpu_count()} CPUs; logs in {workdir}")
+              f"{os.cpu_count()} CPUs; database {env['DATABASE_URL'].split(':', 1)[0]}, broker "
+              f"{'Redis' if os.environ.get('PORTAL_REDIS_URL') else 'the database'}; logs in {workdir}")
         for n in args.sizes:
             report(run_size(n, args.seconds, args, env, workdir, reg_a, reg_b, digests_a, digests_b),
                    args.workers)

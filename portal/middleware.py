@@ -32,31 +32,27 @@ class RequestIDMiddleware:
     def __call__(self, request):
         if iscoroutinefunction(self):
             return self._acall(request)
-        token = self._start(request)
-        try:
-            response = self.get_response(request)
-        finally:
-            _request_id.reset(token)
+        self._start(request)
+        response = self.get_response(request)
         response["X-Request-ID"] = str(request.id)
         return response
 
     async def _acall(self, request):
-        token = self._start(request)
-        try:
-            response = await self.get_response(request)
-        finally:
-            _request_id.reset(token)
+        self._start(request)
+        response = await self.get_response(request)
         response["X-Request-ID"] = str(request.id)
         return response
 
     @staticmethod
-    def _start(request) -> contextvars.Token:
+    def _start(request) -> None:
+        """The id stays set after the response (not reset): Django logs a 4xx/5xx after the middleware returned,
+        and that line should carry it too; the next request in this thread (WSGI) or context sets its own."""
         incoming = request.headers.get("X-Request-ID", "")
         try:
             request.id = uuid.UUID(incoming) if _VALID_ID.match(incoming) else uuid.uuid4()
         except ValueError:
             request.id = uuid.uuid4()
-        return _request_id.set(str(request.id))
+        _request_id.set(str(request.id))
 
 
 def current_request_id() -> str:

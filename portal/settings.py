@@ -353,11 +353,10 @@ else:
     # The ORM broker keeps the clusters' status in a Django cache: a file one, so that the worker's liveness
     # probe (`manage.py worker_alive`, another process) sees it. Redis keeps it in Redis.
     Q_CLUSTER["cache"] = "qcluster-status"
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "qcluster-status": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                        "LOCATION": str(VAR_DIR / "qcluster-status")},
-}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if "cache" in Q_CLUSTER:  # only then: a file cache makes its directory when created (system checks create all)
+    CACHES["qcluster-status"] = {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                                 "LOCATION": str(VAR_DIR / "qcluster-status")}
 if _env_bool("PORTAL_Q_SYNC"):
     Q_CLUSTER["sync"] = True
 

@@ -200,6 +200,28 @@ def test_a_wait_is_watched_by_the_shared_poller_and_gives_its_place_back(transac
     assert rollout_waits.POLLER.ticks > ticks and rollout_waits.PLACES.held() == 0
 
 
+def test_the_number_of_waits_is_the_setting_of_the_moment(settings):
+    from rest_framework.exceptions import Throttled
+
+    def takes(count: int) -> list[bool]:
+        taken = []
+        for _ in range(count):
+            try:
+                rollout_waits.PLACES.take("token:moment")
+                taken.append(True)
+            except Throttled:
+                taken.append(False)
+        return taken
+
+    settings.PORTAL_ROLLOUT_MAX_WAITS = 2
+    assert takes(3) == [True, True, False]
+    settings.PORTAL_ROLLOUT_MAX_WAITS = 3
+    assert takes(2) == [True, False]
+    for _ in range(3):
+        rollout_waits.PLACES.give_back("token:moment")
+    assert rollout_waits.PLACES.held() == 0
+
+
 def test_status_error_only_counts_when_written_after_the_apply():
     from datetime import timedelta
 

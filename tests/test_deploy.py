@@ -156,3 +156,16 @@ def test_deckhouse_overlay_ingress_tls_and_prometheus():
     assert config["PORTAL_CSRF_TRUSTED_ORIGINS"] == f"https://{ingress['spec']['rules'][0]['host']}"
     images = {c["image"] for _, spec in _pod_specs(objects) for c in spec["containers"]}
     assert images == {"registry.example.com/platform/mpo-portal:1.0.0"}
+
+
+def test_a_changed_setting_renames_the_config_map_so_the_pods_roll(tmp_path):
+    shutil.copytree(DEPLOY_DIR, tmp_path / "deploy")
+    kustomization = tmp_path / "deploy" / "deckhouse" / "kustomization.yaml"
+    before = one(render(tmp_path / "deploy" / "deckhouse"), "ConfigMap")["metadata"]["name"]
+    kustomization.write_text(kustomization.read_text().replace("PORTAL_NUM_PROXIES=1", "PORTAL_NUM_PROXIES=2"))
+    objects = render(tmp_path / "deploy" / "deckhouse")
+    after = one(objects, "ConfigMap")["metadata"]["name"]
+    assert after != before  # a new name in every pod template: a new ReplicaSet, a rollout
+    for _, spec in _pod_specs(objects):
+        assert {s["configMapRef"]["name"] for c in spec["containers"] for s in c["envFrom"] if "configMapRef" in s} \
+            == {after}

@@ -128,3 +128,4 @@ def test_json_log_lines_carry_the_request_id_into_the_task_it_enqueued(transacti
     assert first["request_id"] == request_id and first["message"] == "checking echo"
     assert first["level"] == "WARNING" and first["logger"] == "tests.task"
     assert second["request_id"] == "-"
+

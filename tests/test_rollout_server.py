@@ -5,6 +5,7 @@ the worker's thread count stays far below the number of waits, /metrics (multipr
 in flight, and every wait ends with its own clean outcome.
 """
 
+import json
 import sys
 import tempfile
 import time
@@ -64,3 +65,17 @@ def test_many_waits_hold_no_thread_each_and_the_api_stays_answered(web_server_fa
     assert all(r.json()["state"] == "timeout" for r in results)
     assert answered_in < 6  # answered while every wait was still open (they all last 6 s)
     print(f"threads: idle {idle_threads}, with {WAITS} waits {busy_threads}", file=sys.stderr)
+
+
+def test_json_logs_of_the_real_server_are_one_object_per_line_with_the_request_id(web_server_factory, ci_user,  # noqa: F811
+                                                                                    make_override):
+    server = web_server_factory({"PORTAL_LOG_FORMAT": "json", "PORTAL_LOG_LEVEL": "INFO"})
+    headers = {"Authorization": f"Bearer {make_token(ci_user)}"}
+    missing = requests.get(f"{server.url}/api/v1/overrides/nothing-here/", headers=headers, timeout=10)
+    assert missing.status_code == 404
+    wait_for(lambda: missing.headers["X-Request-ID"] in server.log_tail(100_000), timeout=10, what="the log line")
+    lines = [line for line in server.log_tail(100_000).splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    mine = [e for e in entries if e["request_id"] == missing.headers["X-Request-ID"]]
+    assert mine and all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+    assert any(e["logger"].startswith(("gunicorn.", "uvicorn.")) for e in entries)  # the server's own lines too
