@@ -28,6 +28,27 @@ def _env_bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_number(name: str, default: str, kind=int, minimum: float = 0):
+    """A numeric setting; anything else stops start-up with one line naming the variable."""
+    raw = os.environ.get(name, "").strip() or default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a {'whole ' if kind is int else ''}number, not {raw!r}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum:g}, not {raw!r}.")
+    return value
+
+
+def _env_positive(name: str, default: str, kind=float):
+    """A numeric setting above zero (timeouts, ports, counts)."""
+    raw = os.environ.get(name, "").strip() or default
+    value = _env_number(name, default, kind, minimum=-float("inf"))
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be a positive {'whole ' if kind is int else ''}number, not {raw!r}.")
+    return value
+
+
 PRODUCTION = _env_bool("PORTAL_PRODUCTION")
 # Off unless asked for: the debug page shows code, settings and request data to whoever triggers an error, so
 # PORTAL_DEBUG=1 is for a developer's own machine only (see README), and refused in production.
@@ -138,7 +159,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _env_bo
     # thread, which would otherwise open a new connection per request.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1, "max_size": int(os.environ.get("PORTAL_DB_POOL_SIZE", "20")), "timeout": 10}
+        "min_size": 1, "max_size": _env_number("PORTAL_DB_POOL_SIZE", "20", minimum=1), "timeout": 10}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -160,8 +181,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 # --- sign-in throttling (django-axes, see portal/login_throttle.py) -------------------------------------
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-AXES_FAILURE_LIMIT = int(os.environ.get("PORTAL_LOGIN_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = timedelta(seconds=int(os.environ.get("PORTAL_LOGIN_LOCKOUT_SECONDS", "300")))
+AXES_FAILURE_LIMIT = _env_number("PORTAL_LOGIN_FAILURE_LIMIT", "5", minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=_env_number("PORTAL_LOGIN_LOCKOUT_SECONDS", "300"))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each counted on its own: one user, one address
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
@@ -170,7 +191,7 @@ AXES_CLIENT_IP_CALLABLE = "portal.login_throttle.client_ip"
 AXES_SENSITIVE_PARAMETERS: list[str] = []  # log who and from where (the password is always masked)
 AXES_VERBOSE = False  # no start-up banner on every command; failed logins are still logged
 # Proxies in front of the portal whose X-Forwarded-For is trusted (0: the peer address is the client).
-PORTAL_NUM_PROXIES = int(os.environ.get("PORTAL_NUM_PROXIES", "0"))
+PORTAL_NUM_PROXIES = _env_number("PORTAL_NUM_PROXIES", "0")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -231,7 +252,7 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = _env_bool("PORTAL_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     # HSTS on HTTPS responses; subdomains and preload only on request, as they bind other hosts of the domain.
-    SECURE_HSTS_SECONDS = int(os.environ.get("PORTAL_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_SECONDS = _env_number("PORTAL_HSTS_SECONDS", "31536000")
     SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("PORTAL_HSTS_INCLUDE_SUBDOMAINS")
     SECURE_HSTS_PRELOAD = _env_bool("PORTAL_HSTS_PRELOAD")
     SECURE_SSL_REDIRECT = _env_bool("PORTAL_SSL_REDIRECT")
@@ -253,11 +274,11 @@ PORTAL_KUBECONFIG = os.environ.get("KUBECONFIG", "")
 # Pin the ModulePullOverride API version ("v1alpha1" / "v1alpha2"); empty = discover.
 PORTAL_MPO_API_VERSION = os.environ.get("PORTAL_MPO_API_VERSION", "")
 PORTAL_MODULE_API_VERSION = os.environ.get("PORTAL_MODULE_API_VERSION", "")
-PORTAL_CLUSTER_TIMEOUT = float(os.environ.get("PORTAL_CLUSTER_TIMEOUT", "5"))
+PORTAL_CLUSTER_TIMEOUT = _env_positive("PORTAL_CLUSTER_TIMEOUT", "5")
 
 # --- registry --------------------------------------------------------------------------------------
-REGISTRY_CONNECT_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_CONNECT_TIMEOUT", registry_defaults.CONNECT_TIMEOUT))
-REGISTRY_READ_TIMEOUT = float(os.environ.get("PORTAL_REGISTRY_READ_TIMEOUT", registry_defaults.READ_TIMEOUT))
+REGISTRY_CONNECT_TIMEOUT = _env_positive("PORTAL_REGISTRY_CONNECT_TIMEOUT", registry_defaults.CONNECT_TIMEOUT)
+REGISTRY_READ_TIMEOUT = _env_positive("PORTAL_REGISTRY_READ_TIMEOUT", registry_defaults.READ_TIMEOUT)
 # Connections kept per registry endpoint, and tags asked for per page of a tag list (no variables: tests tune them).
 REGISTRY_POOL_SIZE = registry_defaults.POOL_SIZE
 REGISTRY_TAGS_PAGE_SIZE = registry_defaults.TAGS_PAGE_SIZE
@@ -271,26 +292,26 @@ REGISTRY_TRUSTED_REALMS = [h.strip() for h in os.environ.get("PORTAL_REGISTRY_TR
 # --- polling (see overrides/polling/) --------------------------------------------------------------
 # Threads of the dispatcher's check pool, and at most how many of them one registry host may hold (a hung
 # registry then cannot starve the others).
-PORTAL_POLL_THREADS = int(os.environ.get("PORTAL_POLL_THREADS", "16"))
-PORTAL_POLL_HOST_CAP = int(os.environ.get("PORTAL_POLL_HOST_CAP", "8"))
+PORTAL_POLL_THREADS = _env_number("PORTAL_POLL_THREADS", "16", minimum=1)
+PORTAL_POLL_HOST_CAP = _env_number("PORTAL_POLL_HOST_CAP", "8", minimum=1)
 # Longest backoff (seconds) after failing checks.
-PORTAL_POLL_BACKOFF_CAP = int(os.environ.get("PORTAL_POLL_BACKOFF_CAP", "300"))
+PORTAL_POLL_BACKOFF_CAP = _env_number("PORTAL_POLL_BACKOFF_CAP", "300")
 # Auto-renew: renew an override as soon as the portal sees a new digest the cluster does not run yet, at most
 # once per digest and at most once per PORTAL_AUTO_RENEW_FLOOR seconds per override.
 PORTAL_AUTO_RENEW = _env_bool("PORTAL_AUTO_RENEW", True)
-PORTAL_AUTO_RENEW_FLOOR = float(os.environ.get("PORTAL_AUTO_RENEW_FLOOR", "5"))
+PORTAL_AUTO_RENEW_FLOOR = _env_number("PORTAL_AUTO_RENEW_FLOOR", "5", float)
 
 # Rollout waits (GET /api/v1/overrides/{name}/rollout/, see overrides/api/rollout_waits.py): the longest wait,
 # how many a server process holds at once, and how many of those one token (or user) may hold.
-PORTAL_ROLLOUT_MAX_TIMEOUT = float(os.environ.get("PORTAL_ROLLOUT_MAX_TIMEOUT", "600"))
-PORTAL_ROLLOUT_MAX_WAITS = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS", "1000"))
-PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN = int(os.environ.get("PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN", "100"))
+PORTAL_ROLLOUT_MAX_TIMEOUT = _env_positive("PORTAL_ROLLOUT_MAX_TIMEOUT", "600")
+PORTAL_ROLLOUT_MAX_WAITS = _env_number("PORTAL_ROLLOUT_MAX_WAITS", "1000", minimum=1)
+PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN = _env_number("PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN", "100", minimum=1)
 # Bearer token Prometheus sends to /metrics (empty = /metrics is off).
 PORTAL_METRICS_TOKEN = os.environ.get("PORTAL_METRICS_TOKEN", "")
 # Where a worker pod answers /metrics (portal/worker_metrics.py, started by the image's worker role).
-PORTAL_WORKER_METRICS_PORT = int(os.environ.get("PORTAL_WORKER_METRICS_PORT", "9100"))
+PORTAL_WORKER_METRICS_PORT = _env_number("PORTAL_WORKER_METRICS_PORT", "9100", minimum=1)
 # How often open dashboard and override pages refresh their live parts (seconds).
-PORTAL_UI_REFRESH_SECONDS = int(os.environ.get("PORTAL_UI_REFRESH_SECONDS", "5"))
+PORTAL_UI_REFRESH_SECONDS = _env_number("PORTAL_UI_REFRESH_SECONDS", "5", minimum=1)
 # Shared secret for registry push notifications (empty = the endpoint is disabled).
 PORTAL_WEBHOOK_SECRET = os.environ.get("PORTAL_WEBHOOK_SECRET", "")
 
@@ -303,17 +324,6 @@ def _env_duration(name: str, default: str):
         return parse_duration(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}: {exc}") from None
-
-
-def _env_positive(name: str, default: str, kind=float):
-    raw = os.environ.get(name, "") or default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise ImproperlyConfigured(f"{name} must be a positive {'whole ' if kind is int else ''}number, not {raw!r}.")
-    return value
 
 
 PORTAL_OVERRIDE_TTL = _env_duration("PORTAL_OVERRIDE_TTL", "7d")
@@ -334,7 +344,7 @@ DEFAULT_FROM_EMAIL = os.environ.get("PORTAL_EMAIL_FROM", "mpo-portal@localhost")
 # --- django-q2 -------------------------------------------------------------------------------------
 Q_CLUSTER = {
     "name": "mpo-portal",
-    "workers": int(os.environ.get("PORTAL_Q_WORKERS", "4")),
+    "workers": _env_number("PORTAL_Q_WORKERS", "4", minimum=1),
     "timeout": 60,
     "retry": 90,  # must exceed timeout, else a slow task is redelivered while it still runs
     # Our own loops are level-triggered (sweeps re-enqueue what is pending), so a failed task is

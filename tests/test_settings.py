@@ -101,3 +101,16 @@ def test_ensure_admin_from_env_never_generates_a_password(capsys, monkeypatch, d
     monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", "from-the-env-123")
     call_command("ensure_admin", "--from-env")
     assert django_user_model.objects.get(username="admin").check_password("from-the-env-123")
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("PORTAL_Q_WORKERS", "abc", "PORTAL_Q_WORKERS must be a whole number, not 'abc'."),
+    ("PORTAL_POLL_THREADS", "-2", "PORTAL_POLL_THREADS must be at least 1, not '-2'."),
+    ("PORTAL_CLUSTER_TIMEOUT", "0", "PORTAL_CLUSTER_TIMEOUT must be a positive number, not '0'."),
+    ("PORTAL_AUTO_RENEW_FLOOR", "5s", "PORTAL_AUTO_RENEW_FLOOR must be a number, not '5s'."),
+])
+def test_a_malformed_number_stops_start_up_with_one_line_naming_it(tmp_path, variable, value, says):
+    assert _manage(tmp_path, "devkeys").returncode == 0
+    result = _check(tmp_path, **{variable: value})
+    assert result.returncode != 0
+    assert result.stderr.strip() == f"mpo-portal: invalid settings: {says}"
