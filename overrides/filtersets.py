@@ -13,6 +13,7 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
+from overrides import verdict as verdicts
 from overrides.models import (
     ChangeAction,
     ChangeContext,
@@ -97,6 +98,11 @@ class ModulePullOverrideFilterSet(django_filters.FilterSet):
     imageTag = django_filters.CharFilter(field_name="image_tag", label="Exact image tag.")  # noqa: N815
     rollback = django_filters.BooleanFilter(field_name="rollback", label="Overrides with (true) or without rollback.")
     syncState, sync_state = _sync_state_filters()  # noqa: N815
+    verdict = django_filters.ChoiceFilter(
+        choices=[(state, state) for state in verdicts.STATES], method="filter_verdict",
+        label="The rollout verdict: running, deploying, pending, download-failed, deploy-failed, blocked, sync-off "
+              "or unknown.",
+    )
     owner = django_filters.CharFilter(field_name="owner__username", label="User name of the owner.")
     mine = django_filters.BooleanFilter(method="filter_mine", label="true: only the caller's own overrides.")
     expiringSoon = django_filters.BooleanFilter(  # noqa: N815
@@ -116,6 +122,11 @@ class ModulePullOverrideFilterSet(django_filters.FilterSet):
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return _search(queryset, ("name", "image_tag", "source__name", "status_message"), value)
+
+    def filter_verdict(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        """The verdict is decided in Python (`overrides.verdict`), so the matching rows are picked in one pass."""
+        rows = verdicts.with_verdict_inputs(queryset.select_related(None).order_by())
+        return queryset.filter(pk__in=[o.pk for o in rows if verdicts.override_verdict(o).state == value])
 
     def filter_mine(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         return owned_by(queryset, getattr(self.request, "user", None)) if value else queryset
@@ -143,7 +154,8 @@ def expiring_soon(queryset: QuerySet) -> QuerySet:
 class DigestObservationFilterSet(django_filters.FilterSet):
     origin = django_filters.ChoiceFilter(
         field_name="origin", choices=DigestOrigin.choices,
-        label="registry (the portal's own checks) or cluster (what the controller reported running).",
+        label="registry (the portal's own checks), cluster (what the controller reported running) or module (the "
+              "module became Ready on the digest, or failed on it).",
     )
     digest = django_filters.CharFilter(field_name="digest", label="Exact digest, e.g. sha256:….")
     since = UtcDateTimeFilter(field_name="observed_at", lookup_expr="gte",

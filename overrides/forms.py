@@ -9,6 +9,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from overrides.models import ChangeAction, ChangeContext, ModuleSource, Scheme, SyncState
 from overrides.validators import DEFAULT_SCAN_INTERVAL, parse_scan_interval
+from overrides.verdict import STATES as verdict_states
 
 
 def apply_service_errors(form: forms.Form, exc: ValidationError, field_map: dict[str, str] | None = None) -> None:
@@ -172,6 +173,8 @@ class OverrideFilterForm(PortalForm):
                              widget=forms.TextInput(attrs={"type": "search", "placeholder": "module, tag, message"}))
     source = forms.ChoiceField(label="Source", required=False)
     sync_state = forms.ChoiceField(label="Sync state", required=False, choices=[("", "any"), *SyncState.choices])
+    verdict = forms.ChoiceField(label="Verdict", required=False,
+                                choices=[("", "any"), *((state, state) for state in verdict_states)])
     registry_error = forms.BooleanField(label="Only registry errors", required=False)
     mine = forms.BooleanField(label="Mine", required=False)
     expiring = forms.BooleanField(label="Expiring soon", required=False)

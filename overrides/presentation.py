@@ -7,46 +7,41 @@ of SQL queries however many rows they show.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from overrides.models import SyncState
-
-READY_MESSAGES = frozenset({"", "Ready"})
+from overrides.verdict import override_verdict
 
 
 @dataclass(frozen=True)
 class StatusBadge:
-    """`kind` picks the colour (CSS class `badge-<kind>`), `text` says it in words."""
+    """`kind` picks the colour (CSS class `badge-<kind>`), `text` says it in words, `title` the whole story."""
 
     kind: str
     text: str
+    title: str = ""
 
 
 def override_status(override) -> StatusBadge:
-    """Where an override stands, in words. The one place this is decided (dashboard, override page, fragments).
-
-    The order is the order of what a developer must act on first: a registry the portal cannot read, a
-    cluster that refused the spec, then the normal life of an image (waiting, new, up to date).
-    """
+    """Where an override stands: its rollout verdict (`overrides.verdict`), the one badge of every page."""
     if override.deleted_at is not None:
-        return StatusBadge("deleted", "deleted")
-    if override.registry_error:
-        return StatusBadge("error", f"registry error: {override.registry_error}")
-    if override.sync_state == SyncState.ERROR:
-        return StatusBadge("error", f"not synced: {override.sync_message or 'the cluster refused the change'}")
-    if override.registry_checked_at is None and not override.registry_digest:
-        return StatusBadge("waiting", "waiting for first check")
-    if override.sync_state == SyncState.OFF:
-        return StatusBadge("off", "cluster sync off")
-    if override.sync_state == SyncState.PENDING:
-        return StatusBadge("pending", f"not synced: {override.sync_message or 'waiting to be applied'}")
-    if override.status_message not in READY_MESSAGES:
-        # The controller's own words ("The module not found", "Download error: ...").
-        return StatusBadge("error", f"cluster: {override.status_message}")
-    if override.registry_digest and override.registry_digest != override.status_image_digest:
-        return StatusBadge("new", "new image found, cluster not yet on it")
-    return StatusBadge("ok", "up to date")
+        return StatusBadge("deleted", "deleted", "The override was deleted; its history is kept.")
+    verdict = override_verdict(override)
+    return StatusBadge(verdict.state, verdict.summary, verdict.reason)
+
+
+def override_notices(override) -> list[StatusBadge]:
+    """What the portal itself cannot do for the override, beside the verdict: read the registry, apply the spec."""
+    notices = []
+    if override.deleted_at is None and override.registry_error:
+        notices.append(StatusBadge("error", f"registry error: {override.registry_error}"))
+    if override.deleted_at is None and override.sync_state in (SyncState.ERROR, SyncState.PENDING):
+        text = override.sync_message or ("the cluster refused the change" if override.sync_state == SyncState.ERROR
+                                         else "waiting to be applied")
+        notices.append(StatusBadge("error" if override.sync_state == SyncState.ERROR else "pending",
+                                   f"not synced: {text}"))
+    return notices
 
 
 # A registry failure in a few words, for the dashboard's status cell (the full text is its tooltip and is on the
@@ -122,6 +117,16 @@ class TimelineEntry:
     registry_at: datetime | None
     cluster_at: datetime | None
     renewed_at: datetime | None = None  # when the portal renewed the override for this digest (auto-renew)
+    module_at: datetime | None = None  # when the Module became Ready on this digest, or failed on it
+    module_outcome: str = ""  # "ready" or "failed"
+    module_reason: str = ""
+
+    @property
+    def module_delay_text(self) -> str:
+        """From the cluster's report to the module's outcome."""
+        if self.cluster_at is None or self.module_at is None:
+            return ""
+        return format_duration(self.module_at - self.cluster_at)
 
     @property
     def sort_time(self) -> datetime:
@@ -183,3 +188,21 @@ def digest_timeline(registry_rows, cluster_rows, older=None, newer=None) -> list
         entries.append(TimelineEntry(c.digest, c.image_ref, None, c.observed_at))
     entries.sort(key=lambda e: e.sort_time, reverse=True)
     return entries
+
+
+def with_module_outcomes(entries: list[TimelineEntry], module_rows) -> list[TimelineEntry]:
+    """Each entry the cluster reported gets the module's first outcome on its digest after that report."""
+    rows = sorted(module_rows, key=lambda o: (o.observed_at, o.id))
+    used: set[int] = set()
+    out = []
+    for entry in entries:
+        match = None
+        if entry.cluster_at is not None:
+            match = next((r for r in rows if r.id not in used and r.digest == entry.digest
+                          and r.observed_at >= entry.cluster_at), None)
+        if match is not None:
+            used.add(match.id)
+            entry = replace(entry, module_at=match.observed_at, module_outcome=match.outcome,
+                            module_reason=match.reason)
+        out.append(entry)
+    return out

@@ -87,7 +87,8 @@ def test_digest_history_newest_first_and_filtered(api, make_override):
     assert [d["digest"][-1] for d in data["results"]] == ["2", "1", "0"]
     assert data["results"][0] == {"digest": f"sha256:{2:064d}", "previousDigest": f"sha256:{0:064d}",
                                   "imageRef": override.image_ref, "origin": "registry",
-                                  "observedAt": data["results"][0]["observedAt"], "renewedAt": None}
+                                  "observedAt": data["results"][0]["observedAt"], "renewedAt": None, "outcome": "",
+                                  "reason": ""}
     assert [d["origin"] for d in api.get("/api/v1/overrides/echo/digests/", {"origin": "cluster"}).json()["results"]] \
         == ["cluster"]
     page = api.get("/api/v1/overrides/echo/digests/", {"limit": 2}).json()

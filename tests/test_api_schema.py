@@ -59,6 +59,12 @@ def test_schema_documents_every_operation_and_field(openapi):
     source = openapi["components"]["schemas"]["Registry"]["properties"]
     assert "dockerCfg" not in source  # write-only: only in the request component
     assert openapi["components"]["schemas"]["RegistryRequest"]["properties"]["dockerCfg"]["writeOnly"] is True
+    # The rollout verdict: on the override resource and in the rollout answer.
+    schemas = openapi["components"]["schemas"]
+    assert schemas["ModulePullOverride"]["properties"]["verdict"]["allOf"][0]["$ref"].endswith("/Verdict") or \
+        schemas["ModulePullOverride"]["properties"]["verdict"]["$ref"].endswith("/Verdict")
+    assert set(schemas["Verdict"]["properties"]) == {"state", "summary", "reason", "since"}
+    assert {"verdict", "modulePhase"} <= set(schemas["Rollout"]["properties"])
 
 
 def test_swagger_ui_is_served_by_the_portal(client):

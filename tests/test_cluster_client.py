@@ -112,7 +112,8 @@ def test_a_version_no_longer_served_is_rediscovered(cluster_settings, make_overr
     """After an upgrade drops v1alpha1, the cached choice gets a 404; the apply discovers again and succeeds."""
     emu = cluster_settings
     cluster.mpo_version()
-    cluster._discovery[cluster._config_key()] = (float("inf"), "v1alpha1")  # as cached before the upgrade
+    cluster._discovery[(*cluster._config_key(), "modulepulloverrides")] = (float("inf"), "v1alpha1")  # as cached
+    # before the upgrade
     override = make_override()
     outcome = sync.apply_override(override.pk)
     assert outcome.result == "synced", outcome.message

@@ -71,8 +71,7 @@ def test_dashboard_lists_overrides_with_status_in_words(client, admin_user, make
     _set(rows["err"], registry_checked_at=now, registry_error='module "broken" has no tag "main".')
     client.force_login(admin_user)
     page = client.get("/").content.decode()
-    assert "waiting for first check" in page
-    assert "cluster sync off" in page
+    assert page.count('data-verdict="sync-off"') == 3 and "cluster sync off" in page  # the verdict badge
     assert 'title="registry error: module "broken" has no tag "main"."' in page.replace("&quot;", '"')
     assert 'has no tag "main".">tag not found</span>' in page.replace("&quot;", '"')  # a short phrase in the cell
     detail = client.get("/overrides/broken/").content.decode().replace("&quot;", '"')
@@ -126,11 +125,11 @@ def test_override_page_shows_spec_status_timeline_audit_and_yaml(client, admin_u
         DigestObservation.objects.create(override=override, digest=digest, image_ref=override.image_ref,
                                          origin=origin, observed_at=at)
     _set(override, registry_digest=DIGEST_B, registry_checked_at=timezone.now(), status_image_digest=DIGEST_A,
-         status_message="Ready", sync_state="synced")
+         status_message="Ready", sync_state="synced", cluster_seen_at=timezone.now())
     client.force_login(admin_user)
     page = client.get("/overrides/echo/").content.decode()
     assert "registry.example.com/deckhouse/modules/echo:main" in page
-    assert "new image found, cluster not yet on it" in page
+    assert 'data-verdict="pending"' in page and "new image, not deployed" in page and "Renew to deploy" in page
     assert "12s" in page  # how long the cluster took for digest A
     assert page.count('<code class="digest"') == 2
     assert "kind: ModulePullOverride" in page and "imageTag: main" in page and "scanInterval: 30s" in page

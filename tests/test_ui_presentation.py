@@ -9,6 +9,7 @@ from overrides.presentation import (
     digest_timeline,
     format_duration,
     format_utc,
+    override_notices,
     override_status,
     short_digest,
 )
@@ -19,31 +20,29 @@ T0 = datetime(2026, 11, 3, 12, 0, 0, tzinfo=UTC)
 
 def override(**fields):
     values = dict(deleted_at=None, registry_error="", sync_state="synced", sync_message="", registry_checked_at=T0,
-                  registry_digest=A, status_image_digest=A, status_message="Ready")
+                  registry_digest=A, status_image_digest=A, status_message="Ready", cluster_seen_at=None)
     values.update(fields)
     return SimpleNamespace(**values)
 
 
 @pytest.mark.parametrize("fields, kind, text", [
-    ({}, "ok", "up to date"),
-    ({"status_message": ""}, "ok", "up to date"),  # the seed's era wrote an empty message for Ready
-    ({"status_image_digest": B}, "new", "new image found, cluster not yet on it"),
-    ({"status_image_digest": ""}, "new", "new image found, cluster not yet on it"),
-    ({"registry_error": "connection refused"}, "error", "registry error: connection refused"),
-    ({"sync_state": "error", "sync_message": "403 Forbidden"}, "error", "not synced: 403 Forbidden"),
-    ({"sync_state": "pending", "sync_message": "Waiting to be applied to the cluster."}, "pending",
-     "not synced: Waiting to be applied to the cluster."),
-    ({"sync_state": "off"}, "off", "cluster sync off"),
-    ({"registry_checked_at": None, "registry_digest": ""}, "waiting", "waiting for first check"),
-    ({"registry_checked_at": None, "registry_digest": "", "sync_state": "off"}, "waiting", "waiting for first check"),
-    ({"status_message": "Download error: unauthorized"}, "error", "cluster: Download error: unauthorized"),
+    ({"sync_state": "off"}, "sync-off", "cluster sync off"),
     ({"deleted_at": T0}, "deleted", "deleted"),
-    # A registry that cannot be read is what to fix first, whatever else is going on.
-    ({"registry_error": "timeout", "sync_state": "off"}, "error", "registry error: timeout"),
+    ({}, "unknown", "cluster not read"),  # never read back: the portal cannot tell
 ])
-def test_status_badge_in_words(fields, kind, text):
+def test_status_badge_is_the_verdict(fields, kind, text):
     badge = override_status(override(**fields))
-    assert (badge.kind, badge.text) == (kind, text)
+    assert (badge.kind, badge.text) == (kind, text) and badge.title
+
+
+@pytest.mark.parametrize("fields, notices", [
+    ({}, []),
+    ({"registry_error": "connection refused"}, [("error", "registry error: connection refused")]),
+    ({"sync_state": "error", "sync_message": "403 Forbidden"}, [("error", "not synced: 403 Forbidden")]),
+    ({"sync_state": "pending", "sync_message": ""}, [("pending", "not synced: waiting to be applied")]),
+])
+def test_what_the_portal_cannot_do_is_shown_beside_the_verdict(fields, notices):
+    assert [(n.kind, n.text) for n in override_notices(override(**fields))] == notices
 
 
 @pytest.mark.parametrize("seconds, text", [
@@ -120,15 +119,18 @@ def test_registry_failures_read_as_a_few_words_with_the_full_text_kept(registry,
         "registry not answering": _registry_failure(hanging_server.source()),
     }
     for phrase, message in cases.items():
-        badge = override_status(override(registry_error=message))
+        [badge] = override_notices(override(registry_error=message))  # beside the verdict
         assert badge.text == f"registry error: {message}"
         assert short_status(badge) == phrase, message
 
 
 def test_other_long_texts_are_cut_short():
+    from django.utils import timezone
+
     from overrides.presentation import SHORT_STATUS_MAX, short_status
 
-    badge = override_status(override(status_message="Download error: " + "x" * 300))
+    badge = override_status(override(status_message="Download error: " + "x" * 300, cluster_seen_at=timezone.now()))
     short = short_status(badge)
+    assert badge.kind == "download-failed" and "x" * 300 in badge.title
     assert len(short) <= SHORT_STATUS_MAX and short.endswith("…") and badge.text.startswith(short[:-1])
-    assert short_status(override_status(override())) == "up to date"
+    assert short_status(override_status(override(sync_state="off"))) == "cluster sync off"

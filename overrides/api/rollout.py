@@ -6,12 +6,15 @@ every POLL_INTERVAL by `overrides.api.rollout_waits` (the cluster read-back and 
 until the outcome is final or the
 time is up. Outcomes:
 
-- `rolled-out` (200): the cluster runs the wanted digest.
-- `failed` (409): the controller reports an error (`Download error: …`, `Validation error: …`, "The module not
-  found", …) written after the current spec was applied, so it is about this image, not an older one.
+- `rolled-out` (200): the verdict (`overrides.verdict`) is `running` on the wanted digest: the cluster reports
+  it and the Module became Ready on it.
+- `failed` (409): the verdict is `download-failed`, `deploy-failed` or `blocked` about the wanted digest, reported
+  after the current spec or renew was applied (an older failure never fails a new wait); the body carries the
+  verdict, its reason and the Module's phase.
 - `sync-off` (409): no cluster is configured; nothing will ever roll out.
 - `deleted` (409): the override was deleted while waiting.
-- `timeout` (408): none of these before the timeout; the body says what the cluster runs and what was wanted.
+- `timeout` (408): none of these before the timeout; the body says the current verdict, what the cluster runs
+  and what was wanted.
 
 Without an explicit digest the wanted one is the portal's registry digest, but only once the portal has
 checked the registry after the override's last change or renew: otherwise a pipeline that pushed a new image
@@ -20,21 +23,14 @@ could be told "rolled out" for the old digest that both sides still agree on.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from overrides import verdict as verdicts
 from overrides.cluster.state import SYNC_OFF_MESSAGE
 from overrides.models import ModulePullOverride, ObjectChange, SyncState
 
 POLL_INTERVAL = 0.5
-
-FAILURE_PREFIXES = ("Download error:", "Validation error:", "Deploy error:")
-FAILURE_MESSAGES = frozenset({
-    "The module not found", "The module is embedded", "The module disabled",
-    "The module does not have an active source", "The source not found",
-})
-MISSING_SOURCE_RE = re.compile(r'^ModuleSource ".*" not found$')
 
 ROLLED_OUT, WAITING, TIMEOUT = "rolled-out", "waiting", "timeout"
 FAILED, SYNC_OFF, DELETED = "failed", "sync-off", "deleted"
@@ -48,6 +44,12 @@ class Outcome:
     wanted: str | None
     override: ModulePullOverride
     waited: float = 0.0
+    verdict: verdicts.Verdict | None = None
+
+    @property
+    def module_phase(self) -> str:
+        module = verdicts.cluster_module_of(self.override)
+        return module.phase if module is not None else ""
 
     @property
     def final(self) -> bool:
@@ -60,9 +62,7 @@ class Outcome:
 
 def is_failure_message(message: str) -> bool:
     """Messages with which the controller gives up on this image until something changes."""
-    message = (message or "").strip()
-    return (message.startswith(FAILURE_PREFIXES) or message in FAILURE_MESSAGES
-            or bool(MISSING_SOURCE_RE.match(message)))
+    return verdicts.message_verdict(message) is not None
 
 
 def status_is_current(override: ModulePullOverride) -> bool:
@@ -99,19 +99,34 @@ def wanted_digest(override: ModulePullOverride, requested: str | None, since: da
     return override.registry_digest
 
 
+def failure_is_current(override: ModulePullOverride, verdict: verdicts.Verdict, wanted: str | None) -> bool:
+    """A failing verdict is about the wanted digest and was reported after the current spec or renew was applied.
+
+    MPO messages: the controller's status write is newer than the apply (`status_is_current`). Module and
+    ModuleConfig failures: the module reports the wanted digest and the portal saw the failure after the apply.
+    """
+    if not verdict.module:
+        return status_is_current(override)
+    applied = override.synced_at
+    return (override.sync_state == SyncState.SYNCED and applied is not None and verdict.since is not None
+            and verdict.since >= applied and wanted is not None and verdict.digest == wanted)
+
+
 def evaluate(override: ModulePullOverride, requested: str | None) -> Outcome:
-    """The rollout's state now, from the row as it is."""
+    """The rollout's state now, from the row as it is, through the override's verdict."""
     wanted = wanted_digest(override, requested, last_change_time(override))
+    verdict = verdicts.override_verdict(override, wanted=wanted)
     if override.deleted_at is not None:
-        return Outcome(DELETED, f'The override "{override.name}" was deleted.', wanted, override)
-    running = override.status_image_digest
-    if wanted and running == wanted:
-        return Outcome(ROLLED_OUT, f"The cluster runs {wanted}.", wanted, override)
+        return Outcome(DELETED, f'The override "{override.name}" was deleted.', wanted, override, verdict=verdict)
+    if wanted and verdict.state == verdicts.RUNNING and override.status_image_digest == wanted:
+        return Outcome(ROLLED_OUT, f"The cluster runs {wanted}: {verdict.reason}", wanted, override, verdict=verdict)
     if override.sync_state == SyncState.OFF:
-        return Outcome(SYNC_OFF, f"{SYNC_OFF_MESSAGE} Nothing will roll out.", wanted, override)
-    if is_failure_message(override.status_message) and status_is_current(override):
-        return Outcome(FAILED, f"The cluster reports: {override.status_message}", wanted, override)
-    return Outcome(WAITING, _waiting_detail(override, wanted), wanted, override)
+        return Outcome(SYNC_OFF, f"{SYNC_OFF_MESSAGE} Nothing will roll out.", wanted, override, verdict=verdict)
+    if verdict.failed and failure_is_current(override, verdict, wanted):
+        phase = f" (Module phase: {verdicts.cluster_module_of(override).phase})" if verdict.module else ""
+        return Outcome(FAILED, f"{verdict.state}: {verdict.reason}{phase}", wanted, override, verdict=verdict)
+    return Outcome(WAITING, f"Verdict: {verdict.state} ({verdict.summary}). {_waiting_detail(override, wanted)}",
+                   wanted, override, verdict=verdict)
 
 
 def _waiting_detail(override: ModulePullOverride, wanted: str | None) -> str:

@@ -31,6 +31,7 @@ from rest_framework import exceptions
 
 from overrides.api import rollout
 from overrides.models import ModulePullOverride
+from overrides.verdict import cluster_module_of
 from portal import metrics
 
 logger = logging.getLogger("overrides.api.rollout")
@@ -40,7 +41,9 @@ REFRESH = 10.0  # re-evaluate an unchanged row this often anyway (the outcome ma
 
 
 def _fingerprint(row: ModulePullOverride) -> tuple:
-    return tuple(getattr(row, f.attname) for f in row._meta.concrete_fields)
+    """The row as it is, and when the read-back last rewrote its Module mirror (the verdict reads both)."""
+    module = cluster_module_of(row)
+    return (*(getattr(row, f.attname) for f in row._meta.concrete_fields), module.read_at if module else None)
 
 
 @dataclass(eq=False)
@@ -146,7 +149,7 @@ class RolloutPoller:
     def tick(self, waits: list[Wait]) -> None:
         """One query for every waited row; evaluate the waits whose row changed (or is due a refresh)."""
         self.ticks += 1
-        rows = ModulePullOverride.all_objects.select_related("source").in_bulk({w.pk for w in waits})
+        rows = ModulePullOverride.all_objects.select_related("source", "cluster_module").in_bulk({w.pk for w in waits})
         now = time.monotonic()
         for wait in waits:
             row = rows.get(wait.pk)

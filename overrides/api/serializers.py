@@ -12,6 +12,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from overrides import verdict as verdicts
 from overrides.models import ModuleSource, Scheme, SyncState
 from overrides.selectors import offered_modules
 from overrides.validators import DEFAULT_SCAN_INTERVAL
@@ -47,6 +48,20 @@ class OverrideStatusSerializer(serializers.Serializer):
                                           help_text="Time of the controller's last status write (UTC).")
     weight = serializers.IntegerField(source="status_weight", read_only=True, allow_null=True,
                                       help_text="The module's weight (status.weight).")
+
+
+class VerdictSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=list(verdicts.STATES), read_only=True,
+        help_text="running: the cluster runs the wanted digest and the module is Ready on it; deploying: the digest "
+                  "is reported, the module not Ready on it yet; pending: the registry has a newer digest (renew); "
+                  "download-failed / deploy-failed: the controller, the Module or its ModuleConfig reports an "
+                  "error; blocked: a gate (module disabled, not found, no source, conflict); sync-off: no cluster; "
+                  "unknown: no status yet, the cluster not read lately, or a Module the portal cannot read.")
+    summary = serializers.CharField(read_only=True, help_text="The verdict as a short phrase (a badge).")
+    reason = serializers.CharField(read_only=True, help_text="The full reason, in the cluster's words.")
+    since = serializers.DateTimeField(read_only=True, allow_null=True,
+                                      help_text="When the portal first saw this situation (UTC; its own clock).")
 
 
 class OverrideRegistrySerializer(serializers.Serializer):
@@ -124,6 +139,12 @@ class ModulePullOverrideSerializer(serializers.Serializer):
                                        help_text="Created in the portal (false: imported from the cluster).")
     createdAt = serializers.DateTimeField(source="created_at", read_only=True, help_text="Created in the portal.")
     updatedAt = serializers.DateTimeField(source="updated_at", read_only=True, help_text="Last saved.")
+    verdict = serializers.SerializerMethodField(help_text="Does the cluster run this build? From the MPO, the "
+                                                          "Module and its ModuleConfig.")
+
+    @extend_schema_field(VerdictSerializer)
+    def get_verdict(self, override) -> dict[str, Any]:
+        return VerdictSerializer(verdicts.override_verdict(override)).data
 
 
 class ModulePullOverrideUpdateSerializer(ModulePullOverrideSerializer):
@@ -241,8 +262,12 @@ class DigestObservationSerializer(serializers.Serializer):
                                            help_text="The digest seen before it from the same origin (empty: first).")
     imageRef = serializers.CharField(source="image_ref", read_only=True, help_text="The image reference checked.")
     origin = serializers.CharField(read_only=True, help_text="registry: the portal's check; cluster: the controller "
-                                                             "reported running it.")
+                                                             "reported running it; module: the Module's outcome on "
+                                                             "it.")
     observedAt = serializers.DateTimeField(source="observed_at", read_only=True, help_text="When it was seen (UTC).")
+    outcome = serializers.CharField(read_only=True, help_text="origin module: ready (the module became Ready on the "
+                                                              "digest) or failed; empty for the other origins.")
+    reason = serializers.CharField(read_only=True, help_text="origin module, outcome failed: the cluster's reason.")
     renewedAt = serializers.DateTimeField(source="renewed_at", read_only=True, allow_null=True,
                                           help_text="registry origin: when the portal renewed the override for this "
                                                     "digest so the cluster pulled it at once (null: it did not).")
@@ -305,9 +330,10 @@ class RolloutQuerySerializer(serializers.Serializer):
 class RolloutSerializer(serializers.Serializer):
     state = serializers.ChoiceField(
         choices=["rolled-out", "timeout", "failed", "sync-off", "deleted"], read_only=True,
-        help_text="rolled-out: the cluster runs the wanted digest; failed: the controller reports an error for this "
-                  "image; sync-off: no cluster configured; deleted: the override was deleted; timeout: none of "
-                  "these in time.",
+        help_text="rolled-out: the verdict is running on the wanted digest; failed: the verdict is download-failed, "
+                  "deploy-failed or blocked about this image (reported after the current spec or renew was "
+                  "applied); sync-off: no cluster configured; deleted: the override was deleted; timeout: none of "
+                  "these in time (the verdict says where it stands).",
     )
     detail = serializers.CharField(read_only=True, help_text="The outcome in words, for the pipeline's log.")
     name = serializers.CharField(source="override.name", read_only=True, help_text="The override (module) name.")
@@ -318,3 +344,8 @@ class RolloutSerializer(serializers.Serializer):
     registry = OverrideRegistrySerializer(source="override", read_only=True, help_text="The portal's registry view.")
     sync = SyncSerializer(source="override", read_only=True, help_text="Sync of the spec with the cluster.")
     waitedSeconds = serializers.FloatField(source="waited", read_only=True, help_text="How long the server waited.")
+    verdict = VerdictSerializer(read_only=True, allow_null=True, help_text="The override's verdict at the end of the "
+                                                                           "wait.")
+    modulePhase = serializers.CharField(source="module_phase", read_only=True,
+                                        help_text="The Module's phase (v1alpha1 status.phase, v1beta1 "
+                                                  "status.summary.state); empty when no Module was read.")

@@ -44,6 +44,7 @@ from overrides.api.serializers import (
 )
 from overrides.filtersets import ModulePullOverrideFilterSet, ModuleSourceFilterSet
 from overrides.models import ModulePullOverride, ModuleSource
+from overrides.verdict import with_verdict_inputs
 from portal.json_input import JSONBodyParser
 
 TAKE_OVER = OpenApiParameter("takeOver", OpenApiTypes.BOOL, OpenApiParameter.QUERY,
@@ -114,7 +115,7 @@ class NamedObjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 class ModulePullOverrideViewSet(NamedObjectViewSet):
     """ModulePullOverrides: what a CI pipeline writes to run its branch's image in the cluster."""
 
-    queryset = ModulePullOverride.objects.select_related("source", "owner")
+    queryset = with_verdict_inputs(ModulePullOverride.objects.select_related("source", "owner"))
     serializer_class = ModulePullOverrideSerializer
     filterset_class = ModulePullOverrideFilterSet
 

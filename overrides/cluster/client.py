@@ -8,7 +8,8 @@
 - API versions come from discovery (`GET /apis/deckhouse.io` and the version's resource list): ModulePullOverride
   v1alpha1 where the cluster serves it (the seed's version, with `spec.source`), else v1alpha2; the setting
   `PORTAL_MPO_API_VERSION` pins it. Discovery is cached for `DISCOVERY_TTL` seconds and dropped on a 404 for a
-  version (`forget_discovery()`), as after a Deckhouse upgrade.
+  version (`forget_discovery()`), as after a Deckhouse upgrade. Module is discovered the same way (v1beta1 where
+  served, else v1alpha1; `PORTAL_MODULE_API_VERSION` pins it); ModuleConfig is v1alpha1.
 - `override_body(override, version)` / `source_body(source)`: the one mapping of a row to its custom resource.
 - Failures are raised as `ClusterError` with a kind and a message in words; never with a secret in it.
 """
@@ -38,6 +39,8 @@ logger = logging.getLogger("overrides.cluster")
 GROUP = "deckhouse.io"
 MPO_VERSIONS = ("v1alpha1", "v1alpha2")  # in order of preference: the seed's version first where it is served
 MS_VERSION = "v1alpha1"
+MODULE_VERSIONS = ("v1beta1", "v1alpha1")  # the package system's version first: its summary is the UI's truth
+MC_VERSION = "v1alpha1"
 DISCOVERY_TTL = 60.0
 FIELD_MANAGER = "mpo-portal"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -59,6 +62,8 @@ class Resource:
 
 MPO = Resource("modulepulloverrides", "ModulePullOverride")
 MS = Resource("modulesources", "ModuleSource")
+MODULE = Resource("modules", "Module")
+MODULE_CONFIG = Resource("moduleconfigs", "ModuleConfig")
 
 
 class ClusterError(Exception):
@@ -239,36 +244,50 @@ def _get_json(path: str) -> dict[str, Any]:
 
 def mpo_version() -> str:
     """The ModulePullOverride version to read and write: the pin, else discovered (cached briefly)."""
-    pinned = settings.PORTAL_MPO_API_VERSION.strip()
+    return _served_version(MPO, "PORTAL_MPO_API_VERSION", _discover_mpo_version)
+
+
+def module_version() -> str:
+    """The Module version to read: the pin, else discovered; `ClusterError("unserved")` when none is served."""
+    return _served_version(MODULE, "PORTAL_MODULE_API_VERSION", lambda: _discover_version(MODULE, MODULE_VERSIONS))
+
+
+def _served_version(resource: Resource, pin_setting: str, discover: Callable[[], str]) -> str:
+    pinned = getattr(settings, pin_setting).strip()
     if pinned:
         return pinned
-    key = _config_key()
+    key = (*_config_key(), resource.plural)
     with _lock:
         cached = _discovery.get(key)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
-    version = _discover_mpo_version()
+    version = discover()
     with _lock:
         _discovery[key] = (time.monotonic() + DISCOVERY_TTL, version)
     return version
 
 
+def _discover_version(resource: Resource, versions: tuple[str, ...]) -> str:
+    """The first of `versions` the cluster serves `resource` in (discovery documents only)."""
+    group = _get_json(f"/apis/{GROUP}")
+    served = {v.get("version") for v in group.get("versions") or [] if isinstance(v, dict)}
+    for version in versions:
+        if version in served:
+            listing = _get_json(f"/apis/{GROUP}/{version}")
+            if any(r.get("name") == resource.plural for r in listing.get("resources") or [] if isinstance(r, dict)):
+                return version
+    raise ClusterError("unserved", f"The cluster serves no {resource.kind} API ({GROUP} {' or '.join(versions)}).",
+                       404)
+
+
 def _discover_mpo_version() -> str:
     try:
-        group = _get_json(f"/apis/{GROUP}")
+        return _discover_version(MPO, MPO_VERSIONS)
     except ClusterError as exc:
-        if exc.kind in ("not_found", "unserved"):
+        if exc.kind in ("not_found", "unserved") and "ModulePullOverride" not in exc.message:
             raise ClusterError("unserved", f"The cluster serves no {GROUP} API group: is Deckhouse installed?",
                                404) from None
         raise
-    served = {v.get("version") for v in group.get("versions") or [] if isinstance(v, dict)}
-    for version in MPO_VERSIONS:
-        if version in served:
-            listing = _get_json(f"/apis/{GROUP}/{version}")
-            if any(r.get("name") == MPO.plural for r in listing.get("resources") or [] if isinstance(r, dict)):
-                return version
-    raise ClusterError("unserved", f"The cluster serves no ModulePullOverride API ({GROUP} "
-                                   f"{' or '.join(MPO_VERSIONS)}).", 404)
 
 
 def forget_discovery() -> None:

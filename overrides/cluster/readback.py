@@ -10,6 +10,8 @@
   change of its own pending, the portal's change wins. A synced row whose CR is gone is marked deleted.
 - Rows applied after the listing started are left alone this round, so a listing older than an apply is never
   mistaken for drift or for a deletion.
+- In the same pass, the Modules and ModuleConfigs of the overridden modules are mirrored (two list calls;
+  `overrides.cluster.modules`), for the rollout verdict.
 The writes with an audit row go through `overrides.cluster.services`.
 """
 
@@ -25,6 +27,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from overrides.cluster import client as cluster
+from overrides.cluster import modules as cluster_modules
 from overrides.cluster import services as cluster_services
 from overrides.cluster import skips
 from overrides.cluster.client import MPO, MS, ClusterError
@@ -61,6 +64,9 @@ class ReadBackSummary:
     status_updated: int = 0
     digests_recorded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    module_version: str = ""
+    modules_updated: int = 0
+    module_outcomes: list[str] = field(default_factory=list)
     skipped_objects: dict[skips.SkipKey, str] = field(default_factory=dict)
 
     def skip(self, kind: str, name: str, reason: str) -> None:
@@ -82,6 +88,8 @@ class ReadBackSummary:
                  f"Changed in the cluster, taken over: {names(self.taken_over)}.",
                  f"Deleted in the cluster, marked deleted: {names(self.marked_deleted)}.",
                  f"Status refreshed: {self.status_updated} object(s); new digests: {names(self.digests_recorded)}."]
+        lines.append(f"Modules ({self.module_version or 'not served'}): {self.modules_updated} refreshed; "
+                     f"outcomes: {names(self.module_outcomes)}.")
         lines += [f"Not imported: {line}" for line in self.skipped]
         return lines
 
@@ -100,8 +108,11 @@ def read_back() -> ReadBackSummary:
     except ClusterError as exc:
         return ReadBackSummary(ok=False, error=exc.message, server=summary.server)
     summary.sources_seen, summary.overrides_seen = len(sources), len(overrides)
+    modules = cluster_modules.start_listing()  # the Module lists travel while the MPOs are brought in line
     _read_sources(sources, started, summary)
     _read_overrides(overrides, started, summary)
+    summary.module_version, summary.modules_updated, summary.module_outcomes = cluster_modules.mirror_modules(
+        listing=modules)
     skips.record_skips(summary.skipped_objects)
     return summary
 

@@ -1,7 +1,9 @@
-"""The portal's domain: sources, overrides, their history, the audit trail, API tokens, and the poller's lease."""
+"""The portal's domain: sources, overrides, their history, the audit trail, API tokens, and the poller's lease,
+and the overridden modules as the cluster runs them."""
 
 from .history import ChangeAction, ChangeContext, DigestObservation, DigestOrigin, ObjectChange
 from .leases import Lease
+from .modules import ClusterModule, ModuleHealth
 from .notifications import (
     ChannelKind,
     Delivery,
@@ -21,9 +23,9 @@ from .sync import ClusterMirrored, SyncState
 from .tokens import ApiToken, hash_token
 
 __all__ = [
-    "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ChannelKind", "ClusterMirrored", "Delivery",
-    "DeliveryAttempt", "DeliveryState", "DigestObservation", "DigestOrigin", "EventType", "Lease",
-    "ModulePullOverride", "ModuleScope", "ModuleSource", "NotificationChannel", "NotificationEvent",
+    "ApiToken", "BUILTIN_SOURCE", "ChangeAction", "ChangeContext", "ChannelKind", "ClusterMirrored", "ClusterModule",
+    "Delivery", "DeliveryAttempt", "DeliveryState", "DigestObservation", "DigestOrigin", "EventType", "Lease",
+    "ModuleHealth", "ModulePullOverride", "ModuleScope", "ModuleSource", "NotificationChannel", "NotificationEvent",
     "NotificationSubscription", "ObjectChange", "Scheme", "SkippedClusterObject", "SubscriptionScope", "SyncState",
     "hash_token",
 ]

@@ -7,13 +7,16 @@ from django.db import models
 class DigestOrigin(models.TextChoices):
     REGISTRY = "registry", "registry"
     CLUSTER = "cluster", "cluster"
+    MODULE = "module", "module"
 
 
 class DigestObservation(models.Model):
     """A digest seen for an override's image: the first one, and every change after it.
 
     Origin `registry` comes from the portal's own checks; `cluster` from the controller's
-    `status.imageDigest` (what the cluster runs). Rows are written once; only `renewed_at` is filled in later.
+    `status.imageDigest` (what the cluster runs); `module` when the Module became Ready on that digest
+    (`outcome` ready) or failed on it (`outcome` failed, with `reason`). Rows are written once; only
+    `renewed_at` is filled in later.
     """
 
     override = models.ForeignKey("overrides.ModulePullOverride", on_delete=models.CASCADE, related_name="digests")
@@ -24,6 +27,9 @@ class DigestObservation(models.Model):
     observed_at = models.DateTimeField(db_index=True)
     # When the portal renewed the override for this (registry) digest, so the cluster pulled it at once.
     renewed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, blank=True, default="", db_default="",
+                               help_text="module origin: ready or failed.")
+    reason = models.TextField(blank=True, default="", db_default="", help_text="module origin, failed: the reason.")
 
     class Meta:
         ordering = ["-observed_at", "-id"]

@@ -39,12 +39,15 @@ def digest(value) -> str:
 
 @register.simple_tag
 def status_badge(override, short: bool = False) -> str:
-    """The status badge; `short` (the dashboard's cell): a few words, the full text in its tooltip."""
+    """The verdict badge (its full reason as the tooltip), then what the portal itself could not do (registry,
+    apply); `short` (the dashboard's cell): each in a few words, the full text in its tooltip."""
     badge = presentation.override_status(override)
-    if short:
-        return format_html('<span class="badge badge-{}" title="{}">{}</span>', badge.kind, badge.text,
-                           presentation.short_status(badge))
-    return format_html('<span class="badge badge-{}">{}</span>', badge.kind, badge.text)
+    html = format_html('<span class="badge badge-{}" data-verdict="{}" title="{}">{}</span>', badge.kind, badge.kind,
+                       badge.title, presentation.short_status(badge) if short else badge.text)
+    for notice in presentation.override_notices(override):
+        html += format_html(' <span class="badge badge-{}" title="{}">{}</span>', notice.kind, notice.text,
+                            presentation.short_status(notice) if short else notice.text)
+    return html
 
 
 OBJECT_KINDS = {"modulepulloverride": "override", "modulesource": "source", "apitoken": "API token"}

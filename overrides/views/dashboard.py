@@ -11,6 +11,7 @@ from django.shortcuts import render
 from overrides.filtersets import ModulePullOverrideFilterSet, expiring_soon, owned_by
 from overrides.forms import OverrideFilterForm
 from overrides.models import ModulePullOverride, ModuleSource
+from overrides.verdict import with_verdict_inputs
 
 from .access import OVERRIDE_VIEW, require_perm
 
@@ -23,7 +24,7 @@ def refresh_seconds() -> int:
     return max(1, int(settings.PORTAL_UI_REFRESH_SECONDS))
 
 
-FILTER_PARAMS = ("search", "source", "sync_state", "syncState", "registry_error", "mine", "expiring")
+FILTER_PARAMS = ("search", "source", "sync_state", "syncState", "verdict", "registry_error", "mine", "expiring")
 
 
 def filter_overrides(params, queryset: QuerySet, user=None) -> QuerySet:
@@ -51,8 +52,8 @@ def _dashboard_context(request: HttpRequest) -> dict:
     """Everything both the page and its refreshing fragment show; a constant number of queries per page."""
     source_names = list(ModuleSource.objects.values_list("name", flat=True))
     form = OverrideFilterForm(request.GET or None, source_names=source_names)
-    queryset = filter_overrides(request.GET, ModulePullOverride.objects.select_related("source", "owner")
-                                .order_by("name"), user=request.user)
+    queryset = filter_overrides(request.GET, with_verdict_inputs(
+        ModulePullOverride.objects.select_related("source", "owner").order_by("name")), user=request.user)
     paginator = Paginator(queryset, _page_size(request))
     page = paginator.get_page(request.GET.get("page"))
     query = request.GET.copy()

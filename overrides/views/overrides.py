@@ -18,8 +18,9 @@ from overrides.cluster.state import cluster_enabled
 from overrides.forms import OverrideForm, apply_service_errors
 from overrides.lifetime import OwnershipConflict
 from overrides.models import DigestOrigin, ModulePullOverride, ModuleSource, ObjectChange
-from overrides.presentation import digest_timeline, override_status
+from overrides.presentation import digest_timeline, override_notices, override_status, with_module_outcomes
 from overrides.selectors import digest_history, offered_module_names
+from overrides.verdict import cluster_module_of, with_verdict_inputs
 
 from .access import (
     AUDIT_VIEW,
@@ -109,19 +110,25 @@ def _timeline_context(request: HttpRequest, override: ModulePullOverride) -> dic
     # Cluster observations are written only when the running digest changes, so a window holds few of them;
     # the cap only bounds a pathological history.
     cluster_rows = list(cluster[: TIMELINE_PAGE * 4])
+    module = digest_history(override, DigestOrigin.MODULE)
+    if older is not None:
+        module = module.filter(observed_at__gt=older.observed_at)
+    module_rows = list(module[: TIMELINE_PAGE * 8])
     return {
-        "timeline": digest_timeline(page.items, cluster_rows, older, newer),
+        "timeline": with_module_outcomes(digest_timeline(page.items, cluster_rows, older, newer), module_rows),
         "timeline_page": page,
     }
 
 
 def _live_context(request: HttpRequest, override: ModulePullOverride) -> dict:
-    return {"override": override, "badge": override_status(override), **_timeline_context(request, override)}
+    return {"override": override, "badge": override_status(override), "notices": override_notices(override),
+            "module": cluster_module_of(override), **_timeline_context(request, override)}
 
 
 @require_perm(OVERRIDE_VIEW)
 def override_detail(request: HttpRequest, name: str) -> HttpResponse:
-    override = get_object_or_404(ModulePullOverride.all_objects.select_related("source", "owner"), name=name)
+    override = get_object_or_404(
+        with_verdict_inputs(ModulePullOverride.all_objects.select_related("source", "owner")), name=name)
     # The audit records are shown to who may read the audit (the API's rule for /api/v1/audit/).
     changes = list(ObjectChange.objects.filter(object_type="modulepulloverride", object_id=override.pk)
                    .order_by("-time", "-id")[: RECENT_CHANGES + 1]) if request.user.has_perm(AUDIT_VIEW) else None
@@ -141,7 +148,8 @@ def override_detail(request: HttpRequest, name: str) -> HttpResponse:
 @require_perm(OVERRIDE_VIEW)
 def override_live(request: HttpRequest, name: str) -> HttpResponse:
     """Status and the digest timeline alone, fetched by the override page every few seconds."""
-    override = get_object_or_404(ModulePullOverride.all_objects.select_related("source"), name=name)
+    override = get_object_or_404(with_verdict_inputs(ModulePullOverride.all_objects.select_related("source")),
+                                 name=name)
     response = render(request, "overrides/_override_live.html", _live_context(request, override))
     response["Cache-Control"] = "no-store"
     return response

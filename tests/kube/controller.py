@@ -14,6 +14,12 @@ or the first ModuleSource by name), HEADs ``<repo>/<name>:<imageTag>`` every ``s
 and at once on any annotation change, "deploys" when the digest differs or
 ``modules.deckhouse.io/renew: "true"`` forces it, and writes ``status`` through the status
 subresource. Per ModuleSource: lists the repo's tags as modules and writes ``status``.
+Per overridden module: its ``Module`` object (``tests.kube.modules``): reconciling, then Ready after
+``module_ready_after`` seconds on each new digest; ``phase: Error`` / ``HookError`` for an image whose content
+holds ``HOOK_ERROR_MARK``. An image holding ``DEPLOY_ERROR_MARK`` fails its deploy: ``Deploy error: ...`` on the
+MPO, which keeps the old ``imageDigest``.
+
+The cycle is a list of steps (``cycle_steps``): a new kind of trigger is one more step.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tests.kube.errors import ApiError
+from tests.kube.modules import DEPLOY_ERROR_MARK, ModuleManager
 from tests.kube.oci import RegistryAccess, RegistryError
 
 if TYPE_CHECKING:
@@ -83,7 +90,8 @@ class DeckhouseController:
     pullError; ``"old"``: the seed era's modules[] plus ``moduleErrors[]``), ``weight``, ``ready_message``
     (``"Ready"``; ``""`` in the seed era), ``source_interval`` (ModuleSource resync period; a change of
     the MPO set resyncs at once), ``embedded``/``disabled`` (modules answering with those messages),
-    ``require_module_tag`` (MPOs of modules not among the source's tags get ``The module not found``).
+    ``require_module_tag`` (MPOs of modules not among the source's tags get ``The module not found``),
+    ``module_ready_after`` (seconds a Module reconciles before it is Ready or fails).
     """
 
     def __init__(self, emulator: KubeEmulator, *, interval: float = 0.2, source_map: dict[str, str] | None = None,
@@ -91,7 +99,7 @@ class DeckhouseController:
                  node_name: str = "master-0", source_interval: float = 180.0, http_timeout: float = 2.0,
                  policies: dict[str, str] | None = None, module_versions: dict[str, str] | None = None,
                  embedded: set[str] | None = None, disabled: set[str] | None = None,
-                 require_module_tag: bool = False):
+                 require_module_tag: bool = False, module_ready_after: float = 0.3):
         if status_shape not in ("new", "old"):
             raise ValueError("status_shape is 'new' or 'old'")
         self.emu = emulator
@@ -108,6 +116,7 @@ class DeckhouseController:
         self.embedded = set(embedded or ())
         self.disabled = set(disabled or ())
         self.require_module_tag = require_module_tag
+        self.modules = ModuleManager(emulator, ready_after=module_ready_after)
         self.deployments: list[Deployment] = []
         self.errors: list[str] = []  # unexpected exceptions of background cycles: a test should see none
         self.cycles = 0
@@ -147,22 +156,32 @@ class DeckhouseController:
             self._stop.wait(self.interval)
 
     def cycle(self) -> None:
-        """One reconcile pass over every MPO, then every ModuleSource."""
+        """One reconcile pass: every step of ``cycle_steps`` in order."""
         with self._lock:
-            for mpo in self.emu.objects("modulepulloverrides"):
-                try:
-                    self._reconcile_mpo(mpo)
-                except ApiError as exc:
-                    if exc.code not in (404, 409):  # raced with a user's write: try again next cycle
-                        raise
-            mpo_names = frozenset(o["metadata"]["name"] for o in self.emu.objects("modulepulloverrides"))
-            for source in self.emu.objects("modulesources"):
-                try:
-                    self._reconcile_source(source, mpo_names)
-                except ApiError as exc:
-                    if exc.code not in (404, 409):
-                        raise
+            for step in self.cycle_steps():
+                step()
             self.cycles += 1
+
+    def cycle_steps(self) -> list[Any]:
+        """What one cycle does: MPOs, then Modules whose reconcile is due, then ModuleSources."""
+        return [self._reconcile_mpos, self.modules.advance, self._reconcile_sources]
+
+    def _reconcile_mpos(self) -> None:
+        for mpo in self.emu.objects("modulepulloverrides"):
+            try:
+                self._reconcile_mpo(mpo)
+            except ApiError as exc:
+                if exc.code not in (404, 409):  # raced with a user's write: try again next cycle
+                    raise
+
+    def _reconcile_sources(self) -> None:
+        mpo_names = frozenset(o["metadata"]["name"] for o in self.emu.objects("modulepulloverrides"))
+        for source in self.emu.objects("modulesources"):
+            try:
+                self._reconcile_source(source, mpo_names)
+            except ApiError as exc:
+                if exc.code not in (404, 409):
+                    raise
 
     # ----- ModulePullOverride
 
@@ -199,6 +218,8 @@ class DeckhouseController:
             message = "The module is embedded"
         elif name in self.disabled:
             message = "The module disabled"
+        if source is not None and name in self.disabled:
+            self.modules.disabled(name, source["metadata"]["name"])
         if source is None or message:
             self._write_status(mpo, {"message": message}, unchanged_ok=True)
             return
@@ -217,6 +238,16 @@ class DeckhouseController:
             # Same digest: nothing is pulled; only a stale message (e.g. an old error) is corrected.
             self._write_status(mpo, {"message": self.ready_message, "weight": self.weight}, unchanged_ok=True)
             return
+        try:
+            content = access.image_content(name, spec["imageTag"])
+        except RegistryError as exc:
+            self._write_status(mpo, {"message": f"Download error: {exc}"}, unchanged_ok=True)
+            return
+        if DEPLOY_ERROR_MARK in content:  # the old build keeps running; imageDigest stays where it was
+            self._write_status(mpo, {"message": f"Deploy error: install {name} ({digest}): helm upgrade failed: "
+                                                "rendered manifests contain a resource that already exists"},
+                               unchanged_ok=True)
+            return
         self.deployments.append(Deployment(name, digest, forced=forced))
         written = self._write_status(mpo, {"imageDigest": digest, "message": self.ready_message,
                                            "weight": self.weight})
@@ -226,6 +257,7 @@ class DeckhouseController:
         updated = self.emu.patch("mpo", name, patch, actor="controller")
         state.seen_annotations = {k: v for k, v in (updated["metadata"].get("annotations") or {}).items()
                                   if k not in OWN_ANNOTATIONS}
+        self.modules.deploying(name, source["metadata"]["name"], digest, content)
 
     def _source_of(self, mpo: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
         """The MPO's ModuleSource and, when none, the message the controller of that era writes."""

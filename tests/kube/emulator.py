@@ -1,4 +1,5 @@
-"""A kube-apiserver emulator for the ``deckhouse.io`` ModulePullOverride and ModuleSource resources.
+"""A kube-apiserver emulator for the ``deckhouse.io`` ModulePullOverride, ModuleSource, Module and ModuleConfig
+resources.
 
 Usage::
 
@@ -11,7 +12,9 @@ Usage::
         emu.writes(actor="http")       # every write that came over HTTP (what the portal wrote)
 
 Served versions per Deckhouse release: ``["v1alpha1"]`` for 1.56-1.66, ``["v1alpha1", "v1alpha2"]``
-for 1.67-1.75, ``["v1alpha2"]`` for 1.76+. ModuleSources are always v1alpha1. The HTTP routes,
+for 1.67-1.75, ``["v1alpha2"]`` for 1.76+. ModuleSources and ModuleConfigs are always v1alpha1; Modules
+are ``module_versions`` (``["v1alpha1"]`` today, ``["v1beta1"]`` for the package-system era; ``[]`` serves
+neither Module nor ModuleConfig). The HTTP routes,
 discovery and watch live in ``tests.kube.http``; the object rules in ``tests.kube.store``.
 
 Objects are stored once (apiVersion = the newest served version) and served in every served
@@ -47,7 +50,8 @@ from tests.kube.store import MERGE_PATCH, ObjectStore, WriteOptions, WriteRecord
 
 ALIASES = {"mpo": "modulepulloverrides", "modulepulloverride": "modulepulloverrides",
            "ModulePullOverride": "modulepulloverrides", "ms": "modulesources", "modulesource": "modulesources",
-           "ModuleSource": "modulesources"}
+           "ModuleSource": "modulesources", "module": "modules", "Module": "modules", "mc": "moduleconfigs",
+           "moduleconfig": "moduleconfigs", "ModuleConfig": "moduleconfigs"}
 
 
 @dataclass
@@ -78,11 +82,16 @@ class KubeEmulator:
     """A threaded HTTP API server on 127.0.0.1 with a kubeconfig pointing at it."""
 
     def __init__(self, mpo_versions: Sequence[str] = ("v1alpha1", "v1alpha2"),
-                 ms_versions: Sequence[str] = ("v1alpha1",), host: str = "127.0.0.1", port: int = 0):
-        self.store = ObjectStore({
+                 ms_versions: Sequence[str] = ("v1alpha1",), module_versions: Sequence[str] = ("v1alpha1",),
+                 host: str = "127.0.0.1", port: int = 0):
+        resources = {
             "modulepulloverrides": schema.load_resource("modulepulloverrides", tuple(mpo_versions)),
             "modulesources": schema.load_resource("modulesources", tuple(ms_versions)),
-        })
+        }
+        if module_versions:  # () serves no Module or ModuleConfig at all (a cluster without them, or no RBAC)
+            resources["modules"] = schema.load_resource("modules", tuple(module_versions))
+            resources["moduleconfigs"] = schema.load_resource("moduleconfigs", ("v1alpha1",))
+        self.store = ObjectStore(resources)
         self.host, self.port = host, port
         self.delay: float = 0.0
         self.requests: list[RequestRecord] = []

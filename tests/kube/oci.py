@@ -1,4 +1,4 @@
-"""The few registry calls the simulated Deckhouse makes: a manifest digest and a tag list.
+"""The few registry calls the simulated Deckhouse makes: a manifest digest, a tag list and an image's content.
 
 Written like Deckhouse does it (go-containerregistry): HEAD with the OCI + Docker Accept
 types, credentials from the ModuleSource's ``dockerCfg``, Basic or Bearer token auth.
@@ -109,6 +109,20 @@ class RegistryAccess:
         if not digest:
             raise RegistryError(f"HEAD {url}: no Docker-Content-Digest header")
         return digest
+
+    def image_content(self, name: str, tag: str) -> bytes:
+        """The first layer of ``<repo>/<name>:<tag>`` (what a deploy downloads; the test images have one)."""
+        base = f"{self.base_url()}/v2/{self.path}/{name}"
+        response = self._request("GET", f"{base}/manifests/{tag}", {"Accept": MANIFEST_TYPES})
+        if response.status_code != 200:
+            raise RegistryError(f"GET {base}/manifests/{tag}: unexpected status code {response.status_code}")
+        layers = response.json().get("layers") or []
+        if not layers:
+            return b""
+        blob = self._request("GET", f"{base}/blobs/{layers[0]['digest']}", {})
+        if blob.status_code != 200:
+            raise RegistryError(f"GET {base}/blobs/{layers[0]['digest']}: unexpected status code {blob.status_code}")
+        return blob.content
 
     def tags(self, limit: int = 1500) -> list[str]:
         """Tags of the repository itself, following ``Link`` pagination."""

@@ -1,6 +1,7 @@
 """CRD schemas as a kube-apiserver applies them: pruning, defaulting and validation.
 
-The CRDs are the verbatim Deckhouse files in ``shared/crds`` (beside the repository).
+The MPO and ModuleSource CRDs are the verbatim Deckhouse files in ``shared/crds`` (beside the repository);
+Module and ModuleConfig are their schemas as Deckhouse ships them, kept in ``tests/kube/crds``.
 A real API server runs, for every write of a custom resource: decode, prune unknown
 fields, drop non-nullable nulls, apply ``default``s, validate against the structural
 schema of the version in the URL (with validation ratcheting on updates: errors on
@@ -30,6 +31,9 @@ CRD_DIR_CANDIDATES = (
     Path("/work/shared/crds"),
 )
 CRD_FILES = {"modulepulloverrides": "module-pull-override.yaml", "modulesources": "module-source.yaml"}
+# Module and ModuleConfig: the schemas of deckhouse/deckhouse's CRDs, stored with the emulator.
+LOCAL_CRD_DIR = Path(__file__).resolve().parent / "crds"
+LOCAL_CRD_FILES = {"modules": "module.yaml", "moduleconfigs": "module-config.yaml"}
 
 # ObjectMeta fields the decoder keeps; anything else under metadata is dropped like an unknown field.
 OBJECT_META_FIELDS = frozenset({
@@ -84,7 +88,8 @@ def crd_dir() -> Path:
 
 def load_resource(plural: str, served: list[str] | tuple[str, ...]) -> ResourceDef:
     """Read one CRD and make its ResourceDef; ``served`` overrides the CRD's own served flags."""
-    crd = yaml.safe_load((crd_dir() / CRD_FILES[plural]).read_text())
+    path = LOCAL_CRD_DIR / LOCAL_CRD_FILES[plural] if plural in LOCAL_CRD_FILES else crd_dir() / CRD_FILES[plural]
+    crd = yaml.safe_load(path.read_text())
     names = crd["spec"]["names"]
     schemas = {v["name"]: v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"]}
     if plural == "modulesources":

@@ -93,6 +93,7 @@ class ObjectStore:
         self.writes: list[WriteRecord] = []
         self.events: list[WatchEvent] = []
         self.compacted_rv = 0
+        self._list_views: dict[tuple[str, str, str], tuple[Any, dict[str, Any]]] = {}
 
     # ----- resources and versions
 
@@ -108,11 +109,21 @@ class ObjectStore:
 
         Pruning with the target schema is what drops ``spec.source`` from an MPO read as v1alpha2.
         """
-        obj = copy.deepcopy(stored)
+        obj = json.loads(json.dumps(stored))  # a deep copy (stored objects are JSON), several times faster
         obj["apiVersion"] = f"{GROUP}/{version}"
         schema.prune(obj, rd.schemas[version])
         schema.default(obj, rd.schemas[version])
         return obj
+
+    def _listed_view(self, rd: ResourceDef, plural: str, name: str, version: str) -> dict[str, Any]:
+        """``view()`` for lists, kept per resourceVersion (every write moves it): list items are only serialized,
+        so one shared copy serves every list until the object changes."""
+        stored = self.objects[plural][name]
+        key, rv = (plural, version, name), stored["metadata"].get("resourceVersion")
+        hit = self._list_views.get(key)
+        if hit is None or hit[0] != rv:
+            hit = self._list_views[key] = (rv, self.view(rd, stored, version))
+        return hit[1]
 
     def _to_storage(self, rd: ResourceDef, obj: dict[str, Any], version: str,
                     old: dict[str, Any] | None) -> dict[str, Any]:
@@ -156,15 +167,22 @@ class ObjectStore:
                     start = json.loads(base64.urlsafe_b64decode(continue_token.encode()))["start"]
                 except (ValueError, KeyError, TypeError) as exc:
                     raise bad_request("continue key is not valid: incorrect encoded start resourceVersion") from exc
-            items = [self.view(rd, self.objects[plural][name], version)
-                     for name in sorted(self.objects[plural]) if name > start or not start]
-            items = [o for o in items if matches_labels(o) and matches_fields(o)]
+            names = [name for name in sorted(self.objects[plural]) if name > start or not start]
+            items: list[dict[str, Any]] = []
+            unread = 0
+            for index, name in enumerate(names):  # a page converts only what it returns (and one more)
+                obj = self._listed_view(rd, plural, name, version)
+                if matches_labels(obj) and matches_fields(obj):
+                    items.append(obj)
+                    if limit and len(items) > limit:
+                        unread = len(names) - index - 1
+                        break
             list_meta: dict[str, Any] = {"resourceVersion": str(self.rv)}
             if limit and len(items) > limit:
                 items, rest = items[:limit], items[limit:]
                 token = json.dumps({"start": items[-1]["metadata"]["name"], "rv": self.rv})
                 list_meta["continue"] = base64.urlsafe_b64encode(token.encode()).decode()
-                list_meta["remainingItemCount"] = len(rest)
+                list_meta["remainingItemCount"] = len(rest) + unread  # an estimate with selectors, as in Kubernetes
             return {"apiVersion": f"{GROUP}/{version}", "kind": rd.list_kind, "metadata": list_meta, "items": items}
 
     # ----- writes
