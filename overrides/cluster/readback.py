@@ -111,8 +111,12 @@ def read_back() -> ReadBackSummary:
     modules = cluster_modules.start_listing()  # the Module lists travel while the MPOs are brought in line
     _read_sources(sources, started, summary)
     _read_overrides(overrides, started, summary)
+    mirrored_at = timezone.now()
     summary.module_version, summary.modules_updated, summary.module_outcomes = cluster_modules.mirror_modules(
-        listing=modules)
+        now=mirrored_at, listing=modules)
+    if summary.modules_updated:  # rollout events follow the verdict, which reads both mirrors
+        events.emit_verdict_transitions(ModulePullOverride.objects.filter(cluster_module__read_at=mirrored_at)
+                                        .values_list("pk", flat=True))
     skips.record_skips(summary.skipped_objects)
     return summary
 
@@ -327,7 +331,6 @@ def _mirror_override_status(row: ModulePullOverride, cr: dict[str, Any], summary
     with transaction.atomic():
         locked = ModulePullOverride.all_objects.select_for_update().select_related("source").get(pk=row.pk)
         _bookkeep(ModulePullOverride, row.pk, values)
-        events.emit_status_transition(locked, digest=digest, message=values["status_message"])
         if not digest or digest == locked.status_image_digest:
             return
         last = DigestObservation.objects.filter(override=locked, origin=DigestOrigin.CLUSTER).first()
