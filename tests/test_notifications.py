@@ -196,7 +196,7 @@ def test_no_spam_one_build_per_digest_and_state_transitions_only(make_override, 
     kinds = list(NotificationEvent.objects.order_by("id").values_list("event_type", flat=True))
     assert kinds == ["override.created", "build.detected", "download.failed", "rollout.succeeded"]
     succeeded = NotificationEvent.objects.get(event_type="rollout.succeeded")
-    assert succeeded.payload["digest"] == digest and succeeded.payload["verdict"] == "running"
+    assert succeeded.payload["digest"] == digest and succeeded.payload["verdict"]["state"] == "running"
     # A hook failure with the MPO still Ready is a failed rollout. Flapping within the repeat window: the second
     # failure and its recovery are not sent again.
     for _ in range(2):
@@ -205,10 +205,13 @@ def test_no_spam_one_build_per_digest_and_state_transitions_only(make_override, 
     kinds = list(NotificationEvent.objects.order_by("id").values_list("event_type", flat=True))
     assert kinds[4:] == ["rollout.failed", "rollout.succeeded"]
     failed = NotificationEvent.objects.get(event_type="rollout.failed")
-    assert failed.payload["summary"] == "module Error: HookError: boom" and "failed on" in failed.payload["reason"]
+    about = failed.payload["verdict"]
+    assert about["summary"] == "module Error: HookError: boom" and "failed on" in about["reason"]
     assert observe(override, "The module disabled", digest) == 1  # a gate: blocked, with the verdict's words
     blocked = NotificationEvent.objects.get(event_type="blocked")
-    assert blocked.payload["summary"].startswith("blocked") and "The module disabled" in blocked.payload["reason"]
+    about = blocked.payload["verdict"]
+    assert about["state"] == "blocked" and about["summary"].startswith("blocked")
+    assert "The module disabled" in about["reason"]
     settings.PORTAL_NOTIFICATIONS = False
     events.emit_build_detected(override.pk, name="echo", digest="sha256:" + "3" * 64, previous=digest,
                                reference="r/echo:main")

@@ -11,7 +11,8 @@
 - Rows applied after the listing started are left alone this round, so a listing older than an apply is never
   mistaken for drift or for a deletion.
 - In the same pass, the Modules and ModuleConfigs of the overridden modules are mirrored (two list calls;
-  `overrides.cluster.modules`), for the rollout verdict.
+  `overrides.cluster.modules`), for the rollout verdict; then the rollout events of the overrides whose
+  verdict inputs changed (`notifications.events.emit_verdict_transitions`).
 The writes with an audit row go through `overrides.cluster.services`.
 """
 

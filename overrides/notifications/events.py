@@ -180,7 +180,8 @@ def emit_verdict_transitions(override_pks) -> int:
                 event_type != ROLLOUT_SUCCEEDED or (last[1] or {}).get("digest") == verdict.digest):
             continue
         message = override.status_message if not verdict.module else verdict.reason
+        about = {"state": verdict.state, "summary": verdict.summary[:200], "reason": verdict.reason[:2000]}
         if emit(event_type, override, digest=verdict.digest, message=(message or verdict.summary)[:500],
-                verdict=verdict.state, summary=verdict.summary[:200], reason=verdict.reason[:2000]):
+                verdict=about):
             recorded += 1
     return recorded
