@@ -43,7 +43,10 @@ def _env_number(name: str, default: str, kind=int, minimum: float = 0):
 def _env_positive(name: str, default: str, kind=float):
     """A numeric setting above zero (timeouts, ports, counts)."""
     raw = os.environ.get(name, "").strip() or default
-    value = _env_number(name, default, kind, minimum=-float("inf"))
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = 0
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be a positive {'whole ' if kind is int else ''}number, not {raw!r}.")
     return value
