@@ -17,8 +17,11 @@ from django.utils import timezone
 from overrides import services
 from overrides.audit import Actor
 from overrides.models import (
+    ClusterModule,
     Delivery,
     DeliveryAttempt,
+    ModuleHealth,
+    ModulePullOverride,
     NotificationChannel,
     NotificationEvent,
     ObjectChange,
@@ -28,6 +31,22 @@ from overrides.notifications import services as channel_services
 
 pytestmark = pytest.mark.django_db
 SECRET = "hmac-secret-value-42"
+
+
+def observe(override, message: str, digest: str = "", module: str = "") -> int:
+    """What a read-back would mirror: the MPO's status and (for `module` "ready" or "failed") the Module's outcome
+    on `digest`; then the rollout events the verdict gives."""
+    now = timezone.now()
+    ModulePullOverride.objects.filter(pk=override.pk).update(
+        sync_state="synced", synced_at=now, cluster_seen_at=now, status_image_digest=digest, status_message=message,
+        registry_digest=digest or F("registry_digest"), registry_checked_at=now)
+    outcome = {"ready": {"health": ModuleHealth.READY, "phase": "Ready", "ready_digest": digest, "ready_at": now},
+               "failed": {"health": ModuleHealth.FAILED, "phase": "Error", "failed_digest": digest, "failed_at": now,
+                          "failure": "HookError: boom"}}.get(module, {"phase": "Reconciling"})
+    ClusterModule.objects.update_or_create(override=override, defaults={
+        "digest": digest, "digest_seen_at": now, "api_version": "v1alpha1", "health_seen_at": now, "read_at": now,
+        "health": "", "ready_digest": "", "failed_digest": "", **outcome})
+    return events.emit_verdict_transitions([override.pk])
 
 
 @pytest.fixture
@@ -135,8 +154,7 @@ def test_email_channel_and_the_owners_default_email(smtp_server, admin_user, ali
     source = make_source(name="dev")
     override = services.override_create(actor=Actor(context="web", user=alice), name="echo", source=source,
                                         image_tag="main")
-    override.registry_digest = "sha256:" + "1" * 64
-    events.emit_status_transition(override, digest="sha256:" + "1" * 64, message="Download error: 401")
+    assert observe(override, "Download error: 401") == 1
     assert deliver_all() == ["succeeded", "succeeded"]
     recipients = sorted(m["To"] for m in smtp_server.messages)
     assert recipients == ["alice@example.com", "team@example.com"]
@@ -170,29 +188,34 @@ def test_no_spam_one_build_per_digest_and_state_transitions_only(make_override, 
     digest = "sha256:" + "2" * 64
     for _ in range(3):
         events.emit_build_detected(override.pk, name="echo", digest=digest, previous="", reference="r/echo:main")
-    override.registry_digest = digest
     for message in ("Download error: x", "Download error: x", "Download error: y"):
-        events.emit_status_transition(override, digest="", message=message)
-        override.status_message = message
-    events.emit_status_transition(override, digest=digest, message="Ready")  # recovery
-    override.status_image_digest, override.status_message = digest, "Ready"
-    events.emit_status_transition(override, digest=digest, message="Ready")  # no change
+        observe(override, message)
+    observe(override, "Ready", digest)  # reported, the Module not Ready on it yet: nothing
+    assert observe(override, "Ready", digest, module="ready") == 1  # running: the recovery
+    assert observe(override, "Ready", digest, module="ready") == 0  # no change
     kinds = list(NotificationEvent.objects.order_by("id").values_list("event_type", flat=True))
     assert kinds == ["override.created", "build.detected", "download.failed", "rollout.succeeded"]
-    # Flapping within the repeat window: the second failure and its recovery are not sent again.
-    events.emit_status_transition(override, digest=digest, message="Deploy error: boom")
-    override.status_message = "Deploy error: boom"
-    events.emit_status_transition(override, digest=digest, message="Ready")
-    override.status_message = "Ready"
-    events.emit_status_transition(override, digest=digest, message="Deploy error: boom")
-    override.status_message = "Deploy error: boom"
-    events.emit_status_transition(override, digest=digest, message="Ready")
+    succeeded = NotificationEvent.objects.get(event_type="rollout.succeeded")
+    assert succeeded.payload["digest"] == digest and succeeded.payload["verdict"]["state"] == "running"
+    # A hook failure with the MPO still Ready is a failed rollout. Flapping within the repeat window: the second
+    # failure and its recovery are not sent again.
+    for _ in range(2):
+        observe(override, "Ready", digest, module="failed")
+        observe(override, "Ready", digest, module="ready")
     kinds = list(NotificationEvent.objects.order_by("id").values_list("event_type", flat=True))
     assert kinds[4:] == ["rollout.failed", "rollout.succeeded"]
+    failed = NotificationEvent.objects.get(event_type="rollout.failed")
+    about = failed.payload["verdict"]
+    assert about["summary"] == "module Error: HookError: boom" and "failed on" in about["reason"]
+    assert observe(override, "The module disabled", digest) == 1  # a gate: blocked, with the verdict's words
+    blocked = NotificationEvent.objects.get(event_type="blocked")
+    about = blocked.payload["verdict"]
+    assert about["state"] == "blocked" and about["summary"].startswith("blocked")
+    assert "The module disabled" in about["reason"]
     settings.PORTAL_NOTIFICATIONS = False
     events.emit_build_detected(override.pk, name="echo", digest="sha256:" + "3" * 64, previous=digest,
                                reference="r/echo:main")
-    assert NotificationEvent.objects.count() == 6
+    assert NotificationEvent.objects.count() == 7
 
 
 def test_channel_form_refuses_bad_urls_and_never_shows_the_target(admin_user, receiver):

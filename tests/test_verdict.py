@@ -102,6 +102,26 @@ def test_ready_from_before_the_new_digest_is_deploying_not_running(cluster_setti
     assert (verdict().state, verdict().digest) == ("running", B)
 
 
+@pytest.mark.kube(mpo_versions=["v1alpha1"], module_versions=["v1alpha1"])
+def test_a_failure_first_seen_with_its_digest_is_deploy_failed(cluster_settings):
+    """The read-back (every 20 s) may miss the Reconciling phase: a new digest and a Module that already failed on
+    it, seen in one pass. The failure's transition time (after the digest was reported) ties it to the digest."""
+    emu = cluster_settings
+    cluster_with_mpo(emu, A)
+    module_v1alpha1(emu, "Ready", "True")
+    sync.read_back()
+    assert verdict().state == "running"
+    emu.patch_status("mpo", "echo", {"imageDigest": B, "updatedAt": stamp(5)})
+    module_v1alpha1(emu, "Error", "False", reason="HookError", message="hook migrate.py failed", at=stamp(6))
+    sync.read_back()
+    result = verdict()
+    assert result.state == "deploy-failed" and result.digest == B and "HookError" in result.reason
+    # A failure from before the digest is not about it.
+    emu.patch_status("mpo", "echo", {"imageDigest": A, "updatedAt": stamp(10)})
+    sync.read_back()
+    assert verdict().state == "deploying"
+
+
 @pytest.mark.kube(mpo_versions=["v1alpha2"], module_versions=["v1beta1"])
 def test_v1beta1_summary_and_runtime_hash(cluster_settings):
     emu = cluster_settings

@@ -163,7 +163,8 @@ def parse_module(cr: dict[str, Any], version: str) -> ModuleView:
             view.problems.append(f'status.summary.state "{view.phase[:64]}" is not a state the portal knows')
         if not view.reason and health == ModuleHealth.FAILED:
             view.reason = _words(ready)
-    view.ready_condition_at = _time(ready.get("lastTransitionTime")) if ready.get("status") == "True" else None
+    # When readiness last changed, either way: a Ready *or* a failure reported at or after the digest is about it.
+    view.ready_condition_at = _time(ready.get("lastTransitionTime")) if ready else None
     view.health = ModuleHealth.UNKNOWN if view.problems or health is None else health
     return view
 

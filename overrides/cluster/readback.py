@@ -11,7 +11,8 @@
 - Rows applied after the listing started are left alone this round, so a listing older than an apply is never
   mistaken for drift or for a deletion.
 - In the same pass, the Modules and ModuleConfigs of the overridden modules are mirrored (two list calls;
-  `overrides.cluster.modules`), for the rollout verdict.
+  `overrides.cluster.modules`), for the rollout verdict; then the rollout events of the overrides whose
+  verdict inputs changed (`notifications.events.emit_verdict_transitions`).
 The writes with an audit row go through `overrides.cluster.services`.
 """
 
@@ -111,8 +112,12 @@ def read_back() -> ReadBackSummary:
     modules = cluster_modules.start_listing()  # the Module lists travel while the MPOs are brought in line
     _read_sources(sources, started, summary)
     _read_overrides(overrides, started, summary)
+    mirrored_at = timezone.now()
     summary.module_version, summary.modules_updated, summary.module_outcomes = cluster_modules.mirror_modules(
-        listing=modules)
+        now=mirrored_at, listing=modules)
+    if summary.modules_updated:  # rollout events follow the verdict, which reads both mirrors
+        events.emit_verdict_transitions(ModulePullOverride.objects.filter(cluster_module__read_at=mirrored_at)
+                                        .values_list("pk", flat=True))
     skips.record_skips(summary.skipped_objects)
     return summary
 
@@ -327,7 +332,6 @@ def _mirror_override_status(row: ModulePullOverride, cr: dict[str, Any], summary
     with transaction.atomic():
         locked = ModulePullOverride.all_objects.select_for_update().select_related("source").get(pk=row.pk)
         _bookkeep(ModulePullOverride, row.pk, values)
-        events.emit_status_transition(locked, digest=digest, message=values["status_message"])
         if not digest or digest == locked.status_image_digest:
             return
         last = DigestObservation.objects.filter(override=locked, origin=DigestOrigin.CLUSTER).first()

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from overrides.models import EventType, NotificationEvent
+from overrides import verdict as rollout_verdict
+from overrides.models import EventType, ModulePullOverride, NotificationEvent
 
 logger = logging.getLogger("overrides.notifications")
 
@@ -150,35 +151,37 @@ def emit_build_detected(override_pk: int, *, name: str, digest: str, previous: s
     # No task per write-back: the dispatcher's sweep (`delivery.enqueue_due`, every second) fans these out.
 
 
-# --- rollout events from the MPO status the read-back mirrors -------------------------------------------------------
+# --- rollout events from the rollout verdict the read-back leads to ----------------------------------------------
 
-BLOCKED_MESSAGES = ("The module not found", "The module is embedded", "The module disabled",
-                    "The module does not have an active source", "The source not found", "ModuleSource ")
-
-
-def status_outcome(digest: str, message: str, registry_digest: str) -> tuple[str, str] | None:
-    """What an MPO status says, as (event type, what distinguishes it): a failure kind, or the digest running;
-    None while nothing is decided (no digest yet, the old one still running)."""
-    message = (message or "").strip()
-    if message.startswith("Download error"):
-        return DOWNLOAD_FAILED, ""
-    if message.startswith(("Deploy error", "Validation error")):
-        return ROLLOUT_FAILED, ""
-    if message.startswith(BLOCKED_MESSAGES):
-        return BLOCKED, ""
-    if message in ("", "Ready") and digest and digest == registry_digest:
-        return ROLLOUT_SUCCEEDED, digest
-    return None
+ROLLOUT_EVENTS = (ROLLOUT_SUCCEEDED, ROLLOUT_FAILED, DOWNLOAD_FAILED, BLOCKED)
 
 
-def emit_status_transition(override, *, digest: str, message: str) -> None:
-    """The read-back mirrored a new status: an event when its outcome changed (a failure once when it starts,
-    a success once per digest or when a failure recovers), never on every read."""
-    if not enabled() or override.is_deleted:
-        return
-    old = status_outcome(override.status_image_digest, override.status_message, override.registry_digest)
-    new = status_outcome(digest, message, override.registry_digest)
-    if new is None or new == old:
-        return
-    details = {"digest": digest, "message": (message or "")[:500]}
-    emit(new[0], override, **details)
+def emit_verdict_transitions(override_pks) -> int:
+    """The read-back mirrored new MPO status or Module state for `override_pks`: one event where the rollout verdict
+    (`overrides.verdict`) changed from what the last rollout event said. `running` -> rollout.succeeded (once per
+    digest, and always after a failure: the recovery), `deploy-failed` -> rollout.failed, `download-failed` ->
+    download.failed, `blocked` -> blocked (the same failure again: nothing); other states emit nothing. The repeat
+    window of `emit()` applies on top. Returns the number of events recorded."""
+    event_of = {rollout_verdict.RUNNING: ROLLOUT_SUCCEEDED, rollout_verdict.DEPLOY_FAILED: ROLLOUT_FAILED,
+                rollout_verdict.DOWNLOAD_FAILED: DOWNLOAD_FAILED, rollout_verdict.BLOCKED: BLOCKED}
+    if not enabled() or not override_pks:
+        return 0
+    now, recorded = timezone.now(), 0
+    rows = rollout_verdict.with_verdict_inputs(
+        ModulePullOverride.objects.select_related("source", "owner").filter(pk__in=list(override_pks)))
+    for override in rows:
+        verdict = rollout_verdict.override_verdict(override, now)
+        event_type = event_of.get(verdict.state)
+        if event_type is None:
+            continue
+        last = (NotificationEvent.objects.filter(override=override, event_type__in=ROLLOUT_EVENTS)
+                .order_by("-created_at", "-id").values_list("event_type", "payload").first())
+        if last is not None and last[0] == event_type and (
+                event_type != ROLLOUT_SUCCEEDED or (last[1] or {}).get("digest") == verdict.digest):
+            continue
+        message = override.status_message if not verdict.module else verdict.reason
+        about = {"state": verdict.state, "summary": verdict.summary[:200], "reason": verdict.reason[:2000]}
+        if emit(event_type, override, digest=verdict.digest, message=(message or verdict.summary)[:500],
+                verdict=about):
+            recorded += 1
+    return recorded
