@@ -257,7 +257,9 @@ def _lock_for_write(override: ModulePullOverride, actor: Actor, *, take_over: bo
     """The row, locked, after the ownership rule (`lifetime.gate_write`: 409 for someone else's override unless
     `take_over`); a claim, a take-over or a lifetime change is saved and audited here, the owner's write moves the
     expiry forward."""
-    override = ModulePullOverride.objects.select_for_update().select_related("source", "owner").get(pk=override.pk)
+    # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the owner join.
+    locked = ModulePullOverride.objects.select_for_update(of=("self",)).select_related("source", "owner")
+    override = locked.get(pk=override.pk)
     require_module_scope(actor.user, override.name)
     gate = lifetime.gate_write(override, actor, take_over=take_over)
     before = lifetime.lifetime_snapshot(override)
