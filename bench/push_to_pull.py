@@ -41,6 +41,11 @@ def setup(workdir: str, kubeconfig: str) -> dict[str, str]:
         "PORTAL_WEBHOOK_SECRET": SECRET, "PORTAL_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
     })
     os.environ.update(env)
+    from pathlib import Path
+
+    from portal.devkeys import ensure_dev_keys
+
+    ensure_dev_keys(Path(workdir))  # the settings only read keys
     import django
 
     django.setup()
