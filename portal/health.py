@@ -14,12 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+
+from portal.middleware import SyncAndAsyncMiddleware
 
 logger = logging.getLogger("portal.health")
 
@@ -27,17 +29,10 @@ BROKER_TIMEOUT = 2.0  # seconds a Redis ping may take before the broker counts a
 _migrated = threading.Event()  # once every migration was seen applied, a process never checks again
 
 
-class HealthProbeMiddleware:
+class HealthProbeMiddleware(SyncAndAsyncMiddleware):
     """Answers `/livez`, `/readyz` and `/metrics` itself, before host validation and every other middleware. Sync
     and async (under the ASGI server a sync-only middleware would give every request, rollout waits included, a
     thread)."""
-
-    sync_capable = async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
 
     def __call__(self, request):
         view = PROBES.get(request.path_info)
@@ -130,16 +125,9 @@ def outage_body(request) -> dict:
             "requestId": request_id}
 
 
-class DatabaseOutageMiddleware:
+class DatabaseOutageMiddleware(SyncAndAsyncMiddleware):
     """A database outage outside the API (UI pages, admin, webhooks): 503 with Retry-After, not a 500 page.
     The API answers the same through its exception handler (`overrides.api.exceptions`)."""
-
-    sync_capable = async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
 
     def __call__(self, request):
         return self.get_response(request)  # under ASGI the coroutine; Django calls process_exception alike

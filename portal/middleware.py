@@ -18,8 +18,9 @@ _VALID_ID = re.compile(r"\A(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 TASK_KEY = "request_id"  # the key in a django-q2 task package
 
 
-class RequestIDMiddleware:
-    """Takes a well-formed incoming X-Request-ID (a proxy's) or makes a new one; sets request.id. Sync and async."""
+class SyncAndAsyncMiddleware:
+    """The shape every portal middleware shares: it runs in a sync (WSGI) and an async (ASGI) stack alike, so a
+    rollout wait never costs a thread. Subclasses define `__call__`, checking `iscoroutinefunction(self)`."""
 
     sync_capable = True
     async_capable = True
@@ -28,6 +29,10 @@ class RequestIDMiddleware:
         self.get_response = get_response
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
+
+
+class RequestIDMiddleware(SyncAndAsyncMiddleware):
+    """Takes a well-formed incoming X-Request-ID (a proxy's) or makes a new one; sets request.id. Sync and async."""
 
     def __call__(self, request):
         if iscoroutinefunction(self):
@@ -102,16 +107,8 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         return await self.get_response(request)
 
 
-class ContentSecurityPolicyMiddleware:
+class ContentSecurityPolicyMiddleware(SyncAndAsyncMiddleware):
     """Sends settings.PORTAL_CONTENT_SECURITY_POLICY on every response that has none of its own. Sync and async."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
 
     def __call__(self, request):
         if iscoroutinefunction(self):

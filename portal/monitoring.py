@@ -11,7 +11,7 @@ import os
 import time
 from collections import Counter
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseNotFound
 from django.views.decorators.http import require_GET
@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily
 
 from portal import metrics
+from portal.middleware import SyncAndAsyncMiddleware
 
 
 class OverrideCollector:
@@ -71,16 +72,8 @@ def _route(request) -> str:
     return match.view_name if match is not None and match.view_name else "unmatched"
 
 
-class HttpMetricsMiddleware:
+class HttpMetricsMiddleware(SyncAndAsyncMiddleware):
     """Counts each request by route (the URL name), method and status, with its latency. Sync and async."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
 
     def __call__(self, request):
         if iscoroutinefunction(self):
