@@ -293,3 +293,33 @@ def test_cluster_loops_stay_quiet_with_sync_off(start_dispatcher, make_source, a
     ModuleSource.objects.filter(pk=source.pk).update(next_discovery_at=timezone.now() + timedelta(hours=1))
     start_dispatcher(max_run=0.5).join()
     assert not OrmQ.objects.exists()
+
+
+def test_a_claim_and_a_write_of_results_over_the_same_rows_wait_for_each_other(make_source, actor):
+    """Seen on PostgreSQL with two dispatchers: a claim (row locks in id order) and a write of results (locks in the
+    order the checks finished) over the same rows deadlocked; PostgreSQL aborted the write and the checks it held
+    were made but never recorded. Every writer now locks in id order, so here the write waits for the claim."""
+    import time
+
+    from django.db import transaction
+
+    from registry.errors import DigestLookup
+
+    source = make_source(name="dev", repo="registry.example.com/deckhouse/modules")
+    low, high = (services.override_create(actor=actor, name=n, source=source, image_tag="main") for n in ("a", "b"))
+    ModulePullOverride.objects.update(registry_digest="sha256:" + "a" * 64, next_check_at=timezone.now())
+    claims = {c.pk: c for c in polling.claim_checks()}
+    finished = [claims[high.pk], claims[low.pk]]  # the higher id finished first
+
+    def write_results():
+        with transaction.atomic():
+            return polling.record_checks([(c, DigestLookup("ref", c.digest), timezone.now()) for c in finished])
+
+    later = timezone.now() + timedelta(minutes=5)
+    with transaction.atomic():  # a claim of the next slots: the low row first, then the high one
+        ModulePullOverride.objects.filter(pk=low.pk).update(next_check_at=later)
+        writer = _in_thread(write_results)
+        time.sleep(0.5)  # the write has begun and waits for a row the claim holds
+        ModulePullOverride.objects.filter(pk=high.pk).update(next_check_at=later)
+    assert writer.result() == ["same", "same"]
+    assert ModulePullOverride.objects.filter(next_check_at=later, registry_checked_at__isnull=False).count() == 2

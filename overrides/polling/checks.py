@@ -99,6 +99,7 @@ def _db_time(value: datetime):
 def _claim_rows(plans: list[tuple[int, datetime | None, datetime]]) -> None:
     """The compare-and-swap of many rows in one prepared statement; raises `_Contended` unless every row still held
     the value read (the caller's transaction then rolls back)."""
+    plans = sorted(plans, key=lambda plan: plan[0])  # row locks in id order, like `lock_rows` (no deadlock)
     params = [(_db_time(until), pk, _db_time(seen)) for pk, seen, until in plans if seen is not None]
     never = [(pk, until) for pk, seen, until in plans if seen is None]
     moved = _update_many("next_check_at = %s", "next_check_at = %s", params)
@@ -140,7 +141,7 @@ def claim_checks(*, now: datetime | None = None, horizon: timedelta = timedelta(
                 if bulk:
                     _claim_rows([(row["pk"], row["next_check_at"], until) for row, _, _, until in plans])
                 else:
-                    plans = [p for p in plans if _claim_row(
+                    plans = [p for p in sorted(plans, key=lambda p: p[0]["pk"]) if _claim_row(
                         ModulePullOverride.objects, p[0]["pk"], "next_check_at", p[0]["next_check_at"], p[3])]
         except _Contended:
             continue
@@ -191,9 +192,21 @@ def lookup(claim: ClaimedCheck, source: ModuleSource) -> DigestLookup:
     return registry_client.resolve_digest(source, claim.name, claim.image_tag)
 
 
+def lock_rows(pks: list[int]) -> None:
+    """Lock these overrides' rows for the rest of the transaction, in id order (PostgreSQL; SQLite locks the whole
+    database anyway). Every multi-row writer of the poller takes its row locks in id order, so a claim and a
+    write of results over the same rows wait for each other instead of deadlocking (PostgreSQL then aborts one,
+    and an aborted write loses checks that were made)."""
+    if connection.features.has_select_for_update and pks:
+        list(ModulePullOverride.all_objects.filter(pk__in=pks).order_by("pk").select_for_update(no_key=True)
+             .values_list("pk", flat=True))
+
+
 def record_checks(results: list[tuple[ClaimedCheck, DigestLookup, datetime]]) -> list[str]:
     """`record_check` for a batch (the dispatcher's): the usual case, an unchanged digest, is one UPDATE for all
-    of them; changes and failures go row by row. Call inside a transaction."""
+    of them; changes and failures go row by row. Call inside a transaction (its row locks are taken first, in id
+    order: `lock_rows`)."""
+    lock_rows(sorted({claim.pk for claim, _, _ in results}))
     same = [(c, r, at) for c, r, at in results if r.ok and r.digest == c.digest]
     _update_many("registry_checked_at = %s, registry_error = '', check_failures = 0",
                  "image_tag = %s AND source_id = %s AND deleted_at IS NULL",
