@@ -118,6 +118,22 @@ def test_the_watchdog_takes_over_from_a_dead_holder(start_dispatcher):
     assert DispatcherLease().holder() == ""
 
 
+def test_the_standby_takes_a_vacant_lease_and_leaves_a_live_one(start_dispatcher):
+    from overrides.polling import standby
+
+    ensure_schedules()
+    holder = start_dispatcher(lease=DispatcherLease(), max_run=1.5)
+    wait_for(lambda: DispatcherLease().holder() == holder.dispatcher.lease.token, what="the holder")
+    assert standby.take_over_if_vacant() == ""  # a live holder: the standby only watches
+    holder.join()
+    dead = DispatcherLease(ttl=timedelta(seconds=0.5))
+    assert dead.acquire(wait_seconds=0, as_successor=False)  # and then its qcluster was killed
+    wait_for(lambda: DispatcherLease().holder() == "", what="the lease to expire")
+    # The standby takes it over (compare-and-swap) and dispatches under it, here until its deadline.
+    assert standby.take_over_if_vacant(max_run=0.5, run_for=None) == "deadline"
+    assert DispatcherLease().holder() == ""
+
+
 def _in_thread(call):
     """Run `call` in a thread with its own database connection; `.result()` waits for it and returns its result."""
     import threading
