@@ -43,6 +43,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.proctree import tree_cpu  # noqa: E402
+
 PYTHON = sys.executable
 NAMES_PER_CLIENT = 4
 TAGS = ("main", "pr1", "pr2")
@@ -283,17 +285,22 @@ def portal_run(args) -> None:
         if args.wsgi:  # the former server, for comparison: gunicorn threads on portal.wsgi
             command = [PYTHON, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
                        str(args.workers), "--threads", "8"]
-        procs.append(subprocess.Popen(command + ["--log-level", "warning"],
-                                      cwd=ROOT, env=web_environment(env),
-                                      stdout=subprocess.DEVNULL))
+        web = subprocess.Popen(command + ["--log-level", "warning"], cwd=ROOT, env=web_environment(env),
+                               stdout=subprocess.DEVNULL)
+        procs.append(web)
         if not args.no_qcluster:
             procs.append(subprocess.Popen([PYTHON, "manage.py", "qcluster"], cwd=ROOT, env=env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         portal_url = f"http://127.0.0.1:{port}"
         wait_http(portal_url + "/api/schema/")
+        cpu = tree_cpu(web.pid), sum(tree_cpu(p.pid) for p in procs)
         api = run_clients(args.clients, args.duration, portal_step(portal_url, token))
+        cpu = tree_cpu(web.pid) - cpu[0], sum(tree_cpu(p.pid) for p in procs) - cpu[1]
         figures = summarize(f"portal API on {backend}, {args.workers} web workers (PUT upsert + GET, bearer token)",
                             api, args.duration)
+        served = max(api.ok(), 1)
+        print(f"  CPU per request: web server {cpu[0] / served * 1000:.1f} ms, web + qcluster + emulator "
+              f"{cpu[1] / served * 1000:.1f} ms")
         figures["errors"] = sum(api.errors.values())
         if not args.no_qcluster:
             seconds, synced, total = wait_synced(timeout=120)

@@ -57,6 +57,11 @@ def _after_commit_apply(obj) -> None:
         enqueue.enqueue_apply(obj)
 
 
+# An override's foreign keys are resolved by the services themselves (the source by `_resolve_source`, the owner
+# from the actor), so model validation does not look them up again (one query each).
+RESOLVED_OVERRIDE_KEYS = ["source", "owner"]
+
+
 def _full_clean(obj, exclude: list[str] | None = None) -> None:
     # Uniqueness of the name is checked by the services themselves (deleted rows are revived, not duplicated).
     obj.full_clean(exclude=exclude, validate_unique=False)
@@ -238,7 +243,7 @@ def override_create(
     override.scan_interval, override.rollback = scan_interval or DEFAULT_SCAN_INTERVAL, rollback
     override.auto_renew = auto_renew
     override.renew_requested_at, override.renew_force = None, False
-    _full_clean(override)
+    _full_clean(override, exclude=RESOLVED_OVERRIDE_KEYS)
     check_module_offered(name, source)
     lifetime.start_lifetime(override, actor, now=timezone.now(), expires=expires, reason=reason)
     override.reset_registry_view()
@@ -258,7 +263,9 @@ def _lock_for_write(override: ModulePullOverride, actor: Actor, *, take_over: bo
     `take_over`); a claim, a take-over or a lifetime change is saved and audited here, the owner's write moves the
     expiry forward."""
     # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the owner join.
-    locked = ModulePullOverride.objects.select_for_update(of=("self",)).select_related("source", "owner")
+    # The Module mirror comes along for the answer's verdict.
+    locked = ModulePullOverride.objects.select_for_update(of=("self",)).select_related("source", "owner",
+                                                                                       "cluster_module")
     override = locked.get(pk=override.pk)
     require_module_scope(actor.user, override.name)
     gate = lifetime.gate_write(override, actor, take_over=take_over)
@@ -294,13 +301,14 @@ def override_update(
                                reason=changes.pop("reason", None))
     before = snapshot(override)
     old_ref = (override.source_id, override.image_tag)
-    if "source" in changes:
-        changes["source"] = _resolve_source(changes["source"])
+    if "source" in changes:  # the same source again: the one read with the lock (no query)
+        same = changes["source"] in (override.source, override.source.name)
+        changes["source"] = _resolve_source(override.source if same else changes["source"])
     for field, value in changes.items():
         setattr(override, field, value)
     if not override.scan_interval:
         override.scan_interval = DEFAULT_SCAN_INTERVAL
-    _full_clean(override)
+    _full_clean(override, exclude=RESOLVED_OVERRIDE_KEYS)
     after = snapshot(override)
     if after == before:
         return override
@@ -348,21 +356,15 @@ def override_upsert(
     """
     require_module_scope(actor.user, name)
     existing = ModulePullOverride.objects.select_related("source").filter(name=name).first()
-    if existing is not None and _unchanged(existing, data) and lifetime.owner_bump(existing, actor):
-        return existing, False
-    return _override_upsert(actor=actor, name=name, data=data, message=message, take_over=take_over)
-
-
-@transaction.atomic
-def _override_upsert(
-    *, actor: Actor, name: str, data: dict[str, Any], message: str = "", take_over: bool = False
-) -> tuple[ModulePullOverride, bool]:
-    existing = ModulePullOverride.objects.filter(name=name).first()
     if existing is None:
         if "source" not in data or "image_tag" not in data:
             missing = {f: "This field is required." for f in ("source", "image_tag") if f not in data}
             raise ValidationError(missing)
         return override_create(actor=actor, name=name, message=message, **data), True
+    if _unchanged(existing, data) and lifetime.owner_bump(existing, actor):
+        return existing, False
+    # override_update locks the row and reads it again; a concurrent create of the same name fails on the unique
+    # name (IntegrityError), and the caller repeats the upsert, which then updates.
     return override_update(actor=actor, override=existing, message=message, take_over=take_over, **data), False
 
 

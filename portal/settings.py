@@ -158,8 +158,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _env_bool("PORTAL_DB_POOL"):
-    # A connection pool per process (psycopg-pool): the ASGI web server runs each request's sync code in a new
-    # thread, which would otherwise open a new connection per request.
+    # A connection pool per process (psycopg-pool): a request gives its connection back when it ends instead of
+    # closing it, and the web server's threads (PORTAL_WEB_THREADS) and rollout waits share a few connections.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1, "max_size": _env_number("PORTAL_DB_POOL_SIZE", "20", minimum=1), "timeout": 10}
@@ -309,6 +309,8 @@ PORTAL_AUTO_RENEW_FLOOR = _env_number("PORTAL_AUTO_RENEW_FLOOR", "5", float)
 PORTAL_ROLLOUT_MAX_TIMEOUT = _env_positive("PORTAL_ROLLOUT_MAX_TIMEOUT", "600")
 PORTAL_ROLLOUT_MAX_WAITS = _env_number("PORTAL_ROLLOUT_MAX_WAITS", "1000", minimum=1)
 PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN = _env_number("PORTAL_ROLLOUT_MAX_WAITS_PER_TOKEN", "100", minimum=1)
+# Threads per web worker process for every request but rollout waits (portal.asgi); keep PORTAL_DB_POOL_SIZE above.
+PORTAL_WEB_THREADS = _env_number("PORTAL_WEB_THREADS", "8", minimum=1)
 # Bearer token Prometheus sends to /metrics (empty = /metrics is off).
 PORTAL_METRICS_TOKEN = os.environ.get("PORTAL_METRICS_TOKEN", "")
 # Where a worker pod answers /metrics (portal/worker_metrics.py, started by the image's worker role).

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from overrides.models import ModulePullOverride
 from tests.fixtures.jobs import wait_for
@@ -79,3 +80,35 @@ def test_json_logs_of_the_real_server_are_one_object_per_line_with_the_request_i
     mine = [e for e in entries if e["request_id"] == missing.headers["X-Request-ID"]]
     assert mine and all({"time", "level", "logger", "message"} <= set(e) for e in entries)
     assert any(e["logger"].startswith(("gunicorn.", "uvicorn.")) for e in entries)  # the server's own lines too
+
+
+def test_every_other_request_runs_in_the_servers_thread_pool(web_server_factory, ci_user, admin_user,  # noqa: F811
+                                                            make_override):
+    """Outside rollout waits the server answers as under WSGI, from a fixed pool of threads: a file streams whole,
+    a form sign-in sets its cookies, API calls answer, and 40 requests at once add no thread beyond the pool."""
+    server = web_server_factory({"PORTAL_WEB_THREADS": "3"})
+    base = server.url
+    css = requests.get(f"{base}/static/portal/portal.css", timeout=10)
+    assert css.status_code == 200
+    assert css.content == (Path(__file__).resolve().parent.parent / "static/portal/portal.css").read_bytes()
+
+    # The server's own hasher (the tests' MD5 one is not in its settings), with few rounds.
+    admin_user.password = PBKDF2PasswordHasher().encode("admin-pass-123", "saltsalt", iterations=1000)
+    admin_user.save()
+    session = requests.Session()
+    session.get(f"{base}/login/", timeout=10)
+    signed_in = session.post(f"{base}/login/", timeout=10, data={
+        "csrfmiddlewaretoken": session.cookies["csrftoken"], "username": "admin", "password": "admin-pass-123"})
+    assert signed_in.status_code == 200 and 'class="logout"' in signed_in.text
+
+    make_override(name="echo")
+    headers = {"Authorization": f"Bearer {make_token(ci_user, write=False)}"}
+    [worker] = server.worker_pids()
+    requests.get(f"{base}/api/v1/overrides/echo/", headers=headers, timeout=10)
+    before = _threads(worker)
+    with ThreadPoolExecutor(40) as pool:
+        answers = list(pool.map(lambda _: requests.get(f"{base}/api/v1/overrides/echo/", headers=headers,
+                                                       timeout=30), range(40)))
+    assert {a.status_code for a in answers} == {200}
+    assert {a.json()["name"] for a in answers} == {"echo"}
+    assert _threads(worker) <= before + 2  # one pool thread had answered before: at most two more were started

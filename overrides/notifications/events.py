@@ -111,13 +111,16 @@ def emit(event_type: str, override, *, dedup_key: str | None = None, **details: 
     now = timezone.now()
     if _in_repeat_window(event_type, override, now, details):
         return None
-    try:
-        with transaction.atomic():
-            event = NotificationEvent.objects.create(
-                event_type=event_type, override=override, override_name=override.name, dedup_key=dedup_key,
-                payload=_payload(event_type, override, details), created_at=now)
-    except IntegrityError:
-        return None  # this digest (dedup_key) was reported already
+    event = NotificationEvent(event_type=event_type, override=override, override_name=override.name,
+                              dedup_key=dedup_key, payload=_payload(event_type, override, details), created_at=now)
+    if dedup_key is None:
+        event.save()  # nothing unique to collide with: no savepoint needed
+    else:
+        try:
+            with transaction.atomic():
+                event.save()
+        except IntegrityError:
+            return None  # this digest (dedup_key) was reported already
     schedule_fan_out()
     return event
 
