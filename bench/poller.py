@@ -13,9 +13,11 @@ django-q2 broker is Redis when PORTAL_REDIS_URL is set, else the database):
 The N overrides get first due times spread evenly over one interval; then, for `--seconds`, it records every check
 (each change of `registry_checked_at`, sampled at 10 Hz from the database), re-pushes an A tag and a B tag every
 few seconds, and measures:
-- checks/s achieved vs required (N / 15 s), and due slots missed;
+- checks/s achieved vs required (N / 15 s); due slots missed (no check completed in the slot) and checked twice
+  (two checks in one slot), each check counted in the last slot due before it completed;
 - lateness of each check: its completion time minus its due time, p50/p95/p99 (the due times are known: the
-  first one set here, then every 15 s after it); the gap between two checks of one override, p5/p95;
+  first one set here, then every 15 s after it); the gap between two checks of one override, p5/p95 (a check
+  late by most of an interval makes a short gap before the next slot's check: short gaps alone are no doubles);
 - CPU seconds of the qcluster process tree (and of the registry and web server apart), from /proc;
 - detection latency: from the end of a push to the `observed_at` of the new DigestObservation, p95, by polling
   (registry A) and by webhook (registry B).
@@ -275,29 +277,53 @@ def run_size(n: int, seconds: float, args, env, workdir, reg_a, reg_b, digests_a
     cpu1 = (sum(tree_cpu(c.pid) for c in clusters), tree_cpu(reg_a.process.pid), tree_cpu(args.web.pid))
     detect_poll = detection_latencies(polled, wait=INTERVAL + 5)
     detect_hook = detection_latencies(hooked, wait=5)
+    if args.dump:
+        dump_checks(args.dump, first_due, sampler, start, end)
     failover = fail_over(clusters, sampler, pks_a) if args.failover else None
     sampler.stop.set()
     sampler.join()
     for cluster in clusters:
         stop_process(cluster)
 
-    lateness, gaps, checks, expected = [], [], 0, 0
+    lateness, gaps, checks, expected, missed, doubled = [], [], 0, 0, 0, 0
     for pk, due0 in first_due.items():
         due0_ts = due0.timestamp()
-        times = [t for t in sampler.checks.get(pk, []) if start <= t < end]
+        seen = sampler.checks.get(pk, [])
+        times = [t for t in seen if start <= t < end]
         checks += len(times)
-        expected += sum(1 for k in range(int(seconds / INTERVAL) + 2) if start <= due0_ts + k * INTERVAL < end - 2)
-        for t in times:
-            k = round((t - due0_ts) / INTERVAL)
-            lateness.append(t - (due0_ts + k * INTERVAL))
+        due = {k for k in range(int(seconds / INTERVAL) + 2) if start <= due0_ts + k * INTERVAL < end - 2}
+        expected += len(due)
+        # Each check belongs to the last slot due before it completed (a check never completes before its due
+        # time): a check late by most of an interval stays late, instead of passing for an early check of the
+        # next slot. Checks of the window's slots may complete up to an interval after it.
+        slots = [(int((t - due0_ts) // INTERVAL), t) for t in seen if start <= t < end + INTERVAL]
+        slots = [(k, t) for k, t in slots if k in due]
+        lateness += [t - (due0_ts + k * INTERVAL) for k, t in slots]
+        missed += len(due - {k for k, _ in slots})
+        doubled += len(slots) - len({k for k, _ in slots})
         gaps += [b - a for a, b in zip(times, times[1:], strict=False)]
     window = end - start
     return {
-        "n": n, "window": window, "checks": checks, "expected": expected, "rate": checks / window,
+        "n": n, "window": window, "checks": checks, "expected": expected, "missed": missed, "doubled": doubled,
+        "rate": checks / window,
         "required": n / INTERVAL, "lateness": lateness, "gaps": gaps,
         "cpu": tuple(b - a for a, b in zip(cpu0, cpu1, strict=True)), "poll": detect_poll, "hook": detect_hook,
         "pushes": (len(polled), len(hooked)), "qclusters": len(clusters), "failover": failover,
     }
+
+
+def dump_checks(path: str, first_due: dict, sampler: Sampler, start: float, end: float) -> None:
+    """For a closer look: every check seen (override, first due time, check times) and each dispatcher run (from
+    django-q2's task results) as JSON."""
+    import json
+
+    from django_q.models import Task
+
+    runs = [{"started": t.started.timestamp(), "stopped": t.stopped.timestamp(), "result": t.result}
+            for t in Task.objects.filter(func__endswith="run_dispatcher").order_by("started")]
+    checks = {pk: {"due0": due.timestamp(), "times": sampler.checks.get(pk, [])} for pk, due in first_due.items()}
+    with open(path, "w") as fh:
+        json.dump({"start": start, "end": end, "checks": checks, "runs": runs}, fh, default=str)
 
 
 def _lease_holder_pid() -> int | None:
@@ -348,7 +374,7 @@ def report(r: dict, workers: int) -> None:
     print(f"\n== {r['n']} overrides @ {INTERVAL:g}s, {r['qclusters']} qcluster(s) x {workers} workers, "
           f"window {r['window']:.1f}s")
     print(f"  checks/s:    {r['rate']:.1f} achieved vs {r['required']:.1f} required "
-          f"({r['checks']} checks; {max(r['expected'] - r['checks'], 0)} of {r['expected']} due slots missed)")
+          f"({r['checks']} checks; {r['missed']} of {r['expected']} due slots missed, {r['doubled']} checked twice)")
     print(f"  lateness:    p50 {percentile(late, 50):.3f}s  p95 {percentile(late, 95):.3f}s  "
           f"p99 {percentile(late, 99):.3f}s  max {max(late) if late else float('nan'):.3f}s")
     print(f"  gaps:        p5 {percentile(gaps, 5):.2f}s  p95 {percentile(gaps, 95):.2f}s  "
@@ -379,6 +405,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--qclusters", type=int, default=1)
     parser.add_argument("--failover", action="store_true", help="then SIGKILL the lease holder's qcluster")
+    parser.add_argument("--dump", help="write every check seen and every dispatcher run to this JSON file")
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="mpo-bench-poller-")

@@ -20,8 +20,10 @@ about `RUN_FOR` seconds, repeatedly:
 
 Then it enqueues its successor, hands the lease over when the successor starts (no gap, no overlap: claims are
 atomic anyway), finishes the checks it claimed and returns, well inside django-q2's task timeout. A dispatcher
-that dies loses nothing: the lease expires after `LEASE_TTL`, the minute watchdog Schedule starts a new chain,
-and each claim moved `next_check_at` forward by one interval only, so an unchecked override is due again then.
+that dies loses nothing: the lease expires after `LEASE_TTL`, a qcluster's standby thread
+(`overrides.polling.standby`) takes it over within about a second and dispatches (the minute watchdog Schedule is
+the last resort), and each claim moved `next_check_at` forward by one interval only, so an unchecked override is
+due again then.
 """
 
 from __future__ import annotations

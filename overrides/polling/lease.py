@@ -5,7 +5,9 @@ lease's expiry, `successor` the token of a successor waiting for it, `state` wha
 (the per-host circuits). Every change is a compare-and-swap `UPDATE`, so two dispatchers never hold it together,
 and a holder that dies frees it when `LEASE_TTL` passes. The row is registered by the migration
 `overrides/0003_dispatcher_lease` and created again on first use when it is missing (a flushed test database).
-Who starts dispatchers (the watchdog Schedule) is `overrides.polling.watchdog`.
+Who starts dispatchers: the chain of successor tasks (`overrides.polling.dispatcher`), a qcluster's standby when
+the lease is vacant (`overrides.polling.standby`), and the watchdog Schedule as the last resort
+(`overrides.polling.watchdog`).
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ django-q2 looks at its Schedules only about every 30 s and a `MINUTES` schedule 
 (croniter, needed for cron schedules, is not installed), so a Schedule cannot drive 15 s cadences by itself.
 Instead `WATCHDOG` fires `overrides.tasks.run_dispatcher` every minute. A dispatcher holds the lease
 (`overrides.polling.lease`), claims due work for about `RUN_FOR` seconds and then enqueues its own successor,
-which takes the lease over from it without a gap. The watchdog's run finds a live holder and returns at once; it
-matters only when the chain broke (a worker died, the queue was purged), and then the next minute starts a new one.
+which takes the lease over from it without a gap. When the chain breaks (a qcluster died with the lease, the
+queue was purged) a qcluster's standby thread takes the lease over within about a second
+(`overrides.polling.standby`); the watchdog is the last resort beside it: its run finds a live holder and returns
+at once, and starts a new chain only when no standby did.
 
 The Schedule is registered by the migration `overrides/0002_poller_schedules`; `ensure_schedules()` makes it and
 the lease row again (the tests call it after a flush; safe to call any time).
