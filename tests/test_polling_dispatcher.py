@@ -134,6 +134,18 @@ def test_the_standby_takes_a_vacant_lease_and_leaves_a_live_one(start_dispatcher
     assert DispatcherLease().holder() == ""
 
 
+def test_one_standby_per_qcluster_and_its_role_passes_on_when_its_worker_dies():
+    from overrides.polling import standby
+
+    role = f"\0mpo-portal-test-standby-{timezone.now().timestamp()}"
+    first = standby._take_role(role)
+    assert first is not None and standby._take_role(role) is None  # a sibling worker waits
+    first.close()  # the standby's worker exited: the kernel frees the role
+    second = standby._take_role(role)
+    assert second is not None
+    second.close()
+
+
 def _in_thread(call):
     """Run `call` in a thread with its own database connection; `.result()` waits for it and returns its result."""
     import threading
@@ -311,7 +323,8 @@ def test_cluster_loops_stay_quiet_with_sync_off(start_dispatcher, make_source, a
     assert not OrmQ.objects.exists()
 
 
-def test_a_claim_and_a_write_of_results_over_the_same_rows_wait_for_each_other(make_source, actor):
+@pytest.mark.parametrize("low_result", ["same", "changed"])  # changed: written after the unchanged rows' UPDATE
+def test_a_claim_and_a_write_of_results_over_the_same_rows_wait_for_each_other(make_source, actor, low_result):
     """Seen on PostgreSQL with two dispatchers: a claim (row locks in id order) and a write of results (locks in the
     order the checks finished) over the same rows deadlocked; PostgreSQL aborted the write and the checks it held
     were made but never recorded. Every writer now locks in id order, so here the write waits for the claim."""
@@ -327,9 +340,12 @@ def test_a_claim_and_a_write_of_results_over_the_same_rows_wait_for_each_other(m
     claims = {c.pk: c for c in polling.claim_checks()}
     finished = [claims[high.pk], claims[low.pk]]  # the higher id finished first
 
+    digests = {high.pk: claims[high.pk].digest,
+               low.pk: claims[low.pk].digest if low_result == "same" else "sha256:" + "b" * 64}
+
     def write_results():
         with transaction.atomic():
-            return polling.record_checks([(c, DigestLookup("ref", c.digest), timezone.now()) for c in finished])
+            return polling.record_checks([(c, DigestLookup("ref", digests[c.pk]), timezone.now()) for c in finished])
 
     later = timezone.now() + timedelta(minutes=5)
     with transaction.atomic():  # a claim of the next slots: the low row first, then the high one
@@ -337,5 +353,5 @@ def test_a_claim_and_a_write_of_results_over_the_same_rows_wait_for_each_other(m
         writer = _in_thread(write_results)
         time.sleep(0.5)  # the write has begun and waits for a row the claim holds
         ModulePullOverride.objects.filter(pk=high.pk).update(next_check_at=later)
-    assert writer.result() == ["same", "same"]
+    assert writer.result() == ["same", low_result]
     assert ModulePullOverride.objects.filter(next_check_at=later, registry_checked_at__isnull=False).count() == 2

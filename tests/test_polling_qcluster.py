@@ -81,3 +81,25 @@ def test_renew_under_qcluster_checks_at_once(qcluster, registry, actor):
     row = ModulePullOverride.objects.get(pk=override.pk)
     assert row.next_check_at > timezone.now() + timedelta(minutes=59)
     assert DigestObservation.objects.filter(override=override).count() == 2
+
+
+def test_the_standby_dispatches_when_no_dispatcher_was_started(qcluster_factory, counting_proxy, registry, actor):
+    """No dispatcher task enqueued and no watchdog Schedule: the qcluster's standby (started by django-q2's
+    `post_spawn` in a worker) finds the lease vacant, takes it and dispatches, so checks go on at the interval."""
+    from django_q.models import Schedule
+
+    from overrides.polling.lease import DispatcherLease
+    from tests.production.support import process_group
+
+    modules, made = _setup(actor, registry, counting_proxy, count=2, interval="2s")
+    Schedule.objects.all().delete()
+    cluster = qcluster_factory(workers=2, dispatcher=False)
+    holder = wait_for(lambda: DispatcherLease().holder(), timeout=20, what="a lease holder")
+    pid = int(holder.split(":")[1])
+    assert pid != cluster.process.pid and process_group(pid) == cluster.process.pid  # one of its workers
+    wait_for(lambda: DigestObservation.objects.filter(override__in=made).count() == 2, timeout=20,
+             what="first digests")
+    start = time.time()
+    time.sleep(4.5)
+    for module in modules:
+        _assert_cadence(counting_proxy, module, start, start + 4.5, 2.0)

@@ -204,10 +204,11 @@ def lock_rows(pks: list[int]) -> None:
 
 def record_checks(results: list[tuple[ClaimedCheck, DigestLookup, datetime]]) -> list[str]:
     """`record_check` for a batch (the dispatcher's): the usual case, an unchanged digest, is one UPDATE for all
-    of them; changes and failures go row by row. Call inside a transaction (its row locks are taken first, in id
-    order: `lock_rows`)."""
-    lock_rows(sorted({claim.pk for claim, _, _ in results}))
-    same = [(c, r, at) for c, r, at in results if r.ok and r.digest == c.digest]
+    of them; changes and failures go row by row. Call inside a transaction. Row locks are taken in id order (that
+    one UPDATE goes in id order; with changes or failures in the batch all its rows are locked first: `lock_rows`)."""
+    same = sorted(((c, r, at) for c, r, at in results if r.ok and r.digest == c.digest), key=lambda s: s[0].pk)
+    if len(same) < len(results):  # the row-by-row writes below would lock out of id order
+        lock_rows(sorted({claim.pk for claim, _, _ in results}))
     _update_many("registry_checked_at = %s, registry_error = '', check_failures = 0",
                  "image_tag = %s AND source_id = %s AND deleted_at IS NULL",
                  [(_db_time(at), c.pk, c.image_tag, c.source_id) for c, _, at in same])

@@ -6,9 +6,9 @@ would run until the minute watchdog Schedule fired (28-45 s measured). Instead e
 
 - django-q2 sends `post_spawn` in each worker process it forks (`django_q.worker.worker`); `start()`, connected to
   it in `OverridesConfig.ready()`, starts a daemon thread there. The worker's own loop keeps taking tasks.
-- Of the workers of one qcluster, the one holding an exclusive `flock` on a file named after their common parent
-  (the Sentinel process) is the standby; the others try again every `ROLE_RETRY` seconds, so a recycled or killed
-  worker's role passes to a sibling (the kernel releases the lock with the process).
+- Of the workers of one qcluster, the one that bound an abstract Unix socket named after their common parent (the
+  Sentinel process) is the standby; the others try again every `ROLE_RETRY` seconds, so a recycled or killed
+  worker's role passes to a sibling (the kernel frees the name with the process; no file is left behind).
 - The standby reads the `Lease` row every `POLL` seconds; when it is free or expired it takes it with the lease's
   compare-and-swap (`DispatcherLease.acquire`: of several standbys exactly one wins) and runs the dispatcher in this
   thread. That run enqueues its successor task as usual, and the chain goes on in tasks.
@@ -20,11 +20,10 @@ on each row's `next_check_at`, whoever holds the lease.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import random
-import tempfile
+import socket
 import threading
 import time
 from typing import Any
@@ -46,31 +45,31 @@ def start(sender: Any = None, proc_name: str = "", **kwargs: Any) -> None:
 
     if Conf.SYNC or (_thread is not None and _thread.is_alive()):
         return
-    _thread = threading.Thread(target=_serve, args=(_role_lock_path(),), name="dispatcher-standby", daemon=True)
+    _thread = threading.Thread(target=_serve, args=(_role_name(),), name="dispatcher-standby", daemon=True)
     _thread.start()
 
 
-def _role_lock_path() -> str:
-    """One file per qcluster: the workers of a qcluster are children of its Sentinel process."""
-    return os.path.join(tempfile.gettempdir(), f"mpo-portal-standby-{os.getppid()}.lock")
+def _role_name() -> str:
+    """One name per qcluster: the workers of a qcluster are children of its Sentinel process."""
+    return f"\0mpo-portal-dispatcher-standby-{os.getppid()}"
 
 
-def _take_role(path: str) -> int | None:
-    """The descriptor holding the qcluster's standby lock, or None while a sibling worker holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def _take_role(name: str) -> socket.socket | None:
+    """The socket holding the qcluster's standby role, or None while a sibling worker holds it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        sock.bind(name)
     except OSError:
-        os.close(fd)
+        sock.close()
         return None
-    return fd
+    return sock
 
 
-def _serve(lock_path: str) -> None:
+def _serve(role: str) -> None:
     """The thread: become the qcluster's standby, then watch the lease for as long as the process lives."""
-    while _take_role(lock_path) is None:
+    while (held := _take_role(role)) is None:
         time.sleep(ROLE_RETRY)
-    logger.info("dispatcher standby running in worker %s", os.getpid())
+    logger.info("dispatcher standby running in worker %s (role %s held by %s)", os.getpid(), role[1:], held.fileno())
     while True:
         time.sleep(POLL * random.uniform(0.8, 1.2))  # standbys of several qclusters do not read in step
         try:
