@@ -9,7 +9,8 @@ temporary directory: the kube API-server emulator (`tests.kube.emulator`, its ow
 shipped web server (`manage.py serve`'s: gunicorn with uvicorn workers on `portal.asgi`; on PostgreSQL with a
 connection pool) with cluster sync on against the emulator, and a django-q2 cluster (`manage.py qcluster`) that
 applies the changes to the emulator, as in production. SQLite is a file under the directory; PostgreSQL a
-throwaway server (`tests/scripts/with-postgres`, Debian's postgresql). Then `--clients` threads, each with its
+throwaway server (`tests/scripts/with-postgres`, Debian's postgresql) with a throwaway Redis as the broker
+(`tests/scripts/with-redis`), as in production. Then `--clients` threads, each with its
 own HTTP session and a few module names of its own, run for `--duration` seconds:
 
 1. baseline: raw round trips to the emulator alone: create (POST) or merge-patch (PATCH) an MPO's imageTag, and
@@ -275,6 +276,7 @@ def portal_run(args) -> None:
     workdir = tempfile.mkdtemp(prefix="bench-api-")
     procs: list[subprocess.Popen] = []
     backend = "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
+    backend += " + Redis" if os.environ.get("PORTAL_REDIS_URL") else ""
     try:
         info = start_emulator(procs)
         env, token = prepare_portal(workdir, info["kubeconfig"])
@@ -348,8 +350,8 @@ def main() -> None:
                    "--duration", str(args.duration), *(["--no-qcluster"] if args.no_qcluster else []),
                    *(["--wsgi"] if args.wsgi else [])]
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        if backend == "postgres":
-            command = [str(ROOT / "tests/scripts/with-postgres"), *command]
+        if backend == "postgres":  # the production shape: PostgreSQL, and Redis as django-q2's broker
+            command = [str(ROOT / "tests/scripts/with-postgres"), str(ROOT / "tests/scripts/with-redis"), *command]
         run = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         lines = run.stdout.splitlines()
         print("\n".join(line for line in lines if not line.startswith("FIGURES ")))

@@ -8,6 +8,7 @@ from django.db import transaction
 from django_q.tasks import async_task
 
 from overrides.models import ModulePullOverride
+from overrides.polling.lease import dispatcher_running
 
 
 def _enqueue_after_commit(func: str, *args, group: str) -> None:
@@ -22,8 +23,13 @@ def enqueue_apply(obj) -> None:
 
 
 def enqueue_check(override_pk: int) -> None:
-    """Check an override's registry digest now (renew, new tag), after commit."""
-    _enqueue_after_commit("overrides.tasks.check_override", override_pk, group="check")
+    """Check an override's registry digest now (renew, new tag, a registry push), after commit; the row is due now
+    already, so a running dispatcher checks it within a tick and no task is enqueued then."""
+    def check() -> None:
+        if not dispatcher_running():
+            async_task("overrides.tasks.check_override", override_pk, group="check")
+
+    transaction.on_commit(check, robust=True)
 
 
 def enqueue_discovery(source_pk: int) -> None:

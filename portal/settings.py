@@ -157,6 +157,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": os.environ.get("PORTAL_TEST_DB", str(VAR_DIR / f"test-portal-{os.getpid()}.sqlite3"))
     }
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A host that takes the connection and never answers (a dropped route, a firewall) fails after this many
+    # seconds instead of hanging /readyz and every request (unless DATABASE_URL sets its own connect_timeout).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", _env_number("PORTAL_DB_CONNECT_TIMEOUT", "5", minimum=1))
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _env_bool("PORTAL_DB_POOL"):
     # A connection pool per process (psycopg-pool): a request gives its connection back when it ends instead of
     # closing it, and the web server's threads (PORTAL_WEB_THREADS) and rollout waits share a few connections.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,22 @@ def test_database_outage_gives_503s_not_500s(tmp_path):
     assert "database is unavailable" in body["detail"] and "Traceback" not in json.dumps(body)
     code, ctype, body, retry = answers["/"]  # a signed-in page: the session lookup meets the outage
     assert (code, retry) == (503, "5") and "database is unavailable" in body["detail"]
+
+
+def test_a_database_host_that_never_answers_gives_503_within_the_connect_timeout(tmp_path):
+    """A host that takes the TCP connection and then says nothing (a dropped route, a firewall): a listening socket
+    that never accepts. The probe and the API give up after PORTAL_DB_CONNECT_TIMEOUT instead of hanging."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        answers = _probe(tmp_path, DATABASE_URL=f"postgres://mpo@127.0.0.1:{silent.getsockname()[1]}/portal",
+                         PORTAL_DB_CONNECT_TIMEOUT="1")
+    finally:
+        silent.close()
+    code, _, body, _ = answers["/readyz"]
+    assert code == 503 and body["checks"]["database"] == "database unreachable"
+    assert answers["/api/v1/overrides/"][0] == 503
 
 
 def test_readyz_names_pending_migrations(tmp_path):

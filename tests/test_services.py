@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from overrides import services
 from overrides.audit import Actor
@@ -171,3 +172,32 @@ def test_snapshots_list_their_fields_in_the_one_cr_order(make_override):
     for obj in (override, override.source):
         keys = list(flat(snapshot(obj)))
         assert set(keys) <= set(FIELD_ORDER) and in_field_order(reversed(keys)) == keys
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_dispatcher_takes_due_checks_and_new_events_without_a_task_each(make_override, actor, settings):
+    """A renew makes the row due now and records an event: with a dispatcher holding the lease, its next tick
+    checks the row and its sweep fans the event out, so no task is enqueued for either; without one, both are."""
+    from django_q.models import OrmQ
+
+    from overrides.polling.lease import DispatcherLease
+
+    settings.PORTAL_NOTIFICATIONS = True
+    override = make_override(name="echo")
+
+    def queued() -> list[str]:
+        return sorted(q.task["func"] for q in OrmQ.objects.all())
+
+    OrmQ.objects.all().delete()
+    services.override_update(actor=actor, override=override, image_tag="pr1")
+    assert queued() == ["overrides.tasks.check_override", "overrides.tasks.fan_out_notifications"]
+
+    OrmQ.objects.all().delete()
+    holder = DispatcherLease()
+    assert holder.acquire(wait_seconds=1, as_successor=False)
+    try:
+        services.override_update(actor=actor, override=override, image_tag="pr2")
+        assert queued() == []
+        assert ModulePullOverride.objects.get(pk=override.pk).next_check_at <= timezone.now()  # due for the tick
+    finally:
+        holder.release({})

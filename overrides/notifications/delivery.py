@@ -305,10 +305,10 @@ def enqueue_due(now=None) -> int:
     enqueued = len(taken)
     global _fan_out_enqueued_at
     mono = time.monotonic()
-    waiting = NotificationEvent.objects.filter(Q(event_type=events.BUILD_DETECTED) | Q(
-        created_at__lte=now - LOST_TASK_GRACE), fanned_out_at__isnull=True)
+    waiting = NotificationEvent.objects.filter(fanned_out_at__isnull=True)
     if mono - _fan_out_enqueued_at >= FAN_OUT_EVERY and waiting.exists():
-        # The poller's events (and any whose task was lost) are fanned out from here, one task a second at most.
+        # Every event is fanned out from here while a dispatcher runs (the services and the poller enqueue no
+        # task then), and any whose task was lost: one task a second at most.
         _fan_out_enqueued_at = mono
-        events.schedule_fan_out()
+        events.enqueue_fan_out()
     return enqueued

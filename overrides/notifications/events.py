@@ -125,13 +125,21 @@ def emit(event_type: str, override, *, dedup_key: str | None = None, **details: 
     return event
 
 
-def _fan_out_after_commit() -> None:
+def enqueue_fan_out() -> None:
+    """One fan-out task now (the dispatcher's sweep calls this directly)."""
     from django_q.tasks import async_task
 
     try:
         async_task(FAN_OUT_TASK, group="notify", q_options={"task_name": "fan out notifications"})
     except Exception:  # a broker hiccup loses nothing: the sweep fans out events left behind
         logger.exception("enqueueing the notification fan-out failed; the sweep will take the events")
+
+
+def _fan_out_after_commit() -> None:
+    from overrides.polling.lease import dispatcher_running
+
+    if not dispatcher_running():  # else its sweep (`delivery.enqueue_due`, every second) fans the events out
+        enqueue_fan_out()
 
 
 def schedule_fan_out() -> None:

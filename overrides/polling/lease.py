@@ -140,3 +140,9 @@ class DispatcherLease:
         if not row or not row["holder"] or row["expires_at"] <= timezone.now():
             return ""
         return row["holder"]
+
+
+def dispatcher_running() -> bool:
+    """Whether a dispatcher holds a live lease. It claims the rows made due now within a tick (`TICK`) and fans out
+    new notification events within a second, so a task enqueued for either would only race it."""
+    return bool(DispatcherLease().holder())

@@ -38,6 +38,7 @@ class Server(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # a real API server's backlog: 50 clients connecting at once are queued, not reset
 
     def __init__(self, address: tuple[str, int], emulator: KubeEmulator):
         self.emulator = emulator
