@@ -70,12 +70,16 @@ def _serve(role: str) -> None:
     while (held := _take_role(role)) is None:
         time.sleep(ROLE_RETRY)
     logger.info("dispatcher standby running in worker %s (role %s held by %s)", os.getpid(), role[1:], held.fileno())
+    failing = False
     while True:
         time.sleep(POLL * random.uniform(0.8, 1.2))  # standbys of several qclusters do not read in step
         try:
             take_over_if_vacant()
+            failing = False
         except (DatabaseError, InterfaceError):
-            logger.warning("dispatcher standby: the database is not reachable; trying again", exc_info=True)
+            if not failing:  # once per outage, not twice a second
+                logger.warning("dispatcher standby: the database is not reachable; trying again", exc_info=True)
+            failing = True
             connection.close()
         except Exception:
             logger.exception("dispatcher standby: unexpected error; trying again")
