@@ -344,10 +344,12 @@ def test_the_scheduler_starts_a_dispatcher_from_the_watchdog():
 
 def test_a_claim_after_missed_slots_is_one_check_near_the_next_slot(make_override):
     """After an outage the row is checked late at once, unless its next slot is under a second away: then only
-    that slot's check is made (not a late one and an on-time one a moment apart)."""
+    that slot's check is made (not a late one and an on-time one a moment apart), whether whole slots were missed
+    or the row is late by most of one interval."""
     override = make_override(scan_interval="2s")
     now = timezone.now()
     for missed_by, due in ((timedelta(seconds=29.8), now + timedelta(seconds=0.2)),
+                           (timedelta(seconds=1.97), now + timedelta(seconds=0.03)),
                            (timedelta(seconds=30.5), now - timedelta(seconds=30.5))):
         ModulePullOverride.objects.filter(pk=override.pk).update(next_check_at=now - missed_by)
         [claim] = polling.claim_checks(now=now, horizon=timedelta(seconds=1))

@@ -109,11 +109,12 @@ def _claim_rows(plans: list[tuple[int, datetime | None, datetime]]) -> None:
 
 
 def _after_missed_slots(when: datetime, interval: timedelta, now: datetime) -> tuple[datetime, datetime]:
-    """(due, until) of a claim. After missed slots (a dispatcher outage) the row is checked late, at once; but
-    when the next slot is under a second away (and half an interval) that slot's check serves instead, so the
-    row is not checked twice within a moment."""
+    """(due, until) of a claim. A late row (a dispatcher outage, missed slots or not) is checked at once; but when
+    its next slot is under a second away (and half an interval) that slot's check serves instead, so the row is
+    not checked twice within a moment (seen after a fail-over: a check late by most of an interval, then the next
+    slot's check 80 ms later)."""
     until = next_due(when, interval, now)
-    if when + interval <= now and until - now < min(interval / 2, timedelta(seconds=1)):
+    if when < now and until - now < min(interval / 2, timedelta(seconds=1)):
         return until, until + interval
     return when, until
 
