@@ -307,8 +307,13 @@ def portal_run(args) -> None:
                                stdout=subprocess.DEVNULL)
         procs.append(web)
         if not args.no_qcluster:
+            from django_q.tasks import async_task
+
+            from overrides.polling.watchdog import DISPATCHER_TASK
+
             procs.append(subprocess.Popen([PYTHON, "manage.py", "qcluster"], cwd=ROOT, env=env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            async_task(DISPATCHER_TASK)  # as `manage.py serve` does, instead of waiting for the watchdog Schedule
         portal_url = f"http://127.0.0.1:{port}"
         wait_http(portal_url + "/livez")
         settle(procs)

@@ -13,7 +13,9 @@ class OverridesConfig(AppConfig):
 
         from django_q.signals import pre_enqueue, pre_execute
 
+        from overrides.enqueue import skip_success_records
         from portal.middleware import adopt_request_id, carry_request_id
 
         pre_enqueue.connect(carry_request_id, dispatch_uid="portal-carry-request-id")
+        pre_enqueue.connect(skip_success_records, dispatch_uid="portal-skip-success-records")
         pre_execute.connect(adopt_request_id, dispatch_uid="portal-adopt-request-id")
