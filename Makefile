@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PORT ?= 8000
 APT_PACKAGES := docker-registry apache2-utils skopeo chromium chromium-driver redis-server
 
 .PHONY: run dev-keys test test-postgres test-production image image-test venv test-deps system-deps lint bench clean
@@ -24,11 +23,12 @@ dev-keys: venv
 	$(PY) -m portal.devkeys
 
 ## run: development keys, migrate, make an admin if there is none, then the web server and the django-q2 cluster
+## (HOST and PORT come from the environment: `make run PORT=9000`; serve has the defaults)
 run: dev-keys
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py ensure_admin
-	$(PY) manage.py serve --port $(PORT)
+	$(PY) manage.py serve
 
 ## system-deps: the real servers the tests start (registry, browser), from Debian's packages
 system-deps:

@@ -19,7 +19,9 @@ own HTTP session and a few module names of its own, run for `--duration` seconds
 
 A third of the upserts repeat the current tag (a no-op: no audit record, no apply), the rest change it. Prints
 throughput and p50/p95 latency per run and kind, the portal/emulator ratios per backend, errors, and how long the
-portal's queue took to get every override synced to the emulator afterwards. Figures vary with the machine;
+portal's queue took to get every override synced to the emulator afterwards. Each run starts once every process has
+finished starting (their CPU at rest) and after `WARM_UP` seconds of the same load, unmeasured. Figures vary
+with the machine;
 nothing here asserts a threshold (the goal on PostgreSQL: at least 0.5x the emulator's throughput, 0 errors).
 """
 
@@ -49,6 +51,7 @@ from bench.proctree import tree_cpu  # noqa: E402
 PYTHON = sys.executable
 NAMES_PER_CLIENT = 4
 TAGS = ("main", "pr1", "pr2")
+WARM_UP = 3.0  # seconds of the same load before each measured run, once every process has started
 MPO_PATH = "/apis/deckhouse.io/v1alpha1/modulepulloverrides"
 
 
@@ -202,6 +205,19 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not answer in {timeout:.0f}s")
 
 
+def settle(procs: list[subprocess.Popen], timeout: float = 90.0) -> None:
+    """Wait until the started processes are done starting (every gunicorn worker and qcluster worker imports
+    Django, about 1.5 CPU seconds each): their CPU grows by less than a tenth of a core over a second."""
+    deadline = time.monotonic() + timeout
+    used = sum(tree_cpu(p.pid) for p in procs)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = sum(tree_cpu(p.pid) for p in procs)
+        if now - used < 0.1:
+            return
+        used = now
+
+
 def prepare_portal(workdir: str, kubeconfig: str) -> tuple[dict[str, str], str]:
     """Environment for the portal's processes; a migrated database with a user, a token and the source. The
     database is DATABASE_URL when it is set (the PostgreSQL run), else a SQLite file in `workdir`."""
@@ -291,12 +307,21 @@ def portal_run(args) -> None:
                                stdout=subprocess.DEVNULL)
         procs.append(web)
         if not args.no_qcluster:
+            from django_q.tasks import async_task
+
+            from overrides.polling.watchdog import DISPATCHER_TASK
+
             procs.append(subprocess.Popen([PYTHON, "manage.py", "qcluster"], cwd=ROOT, env=env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            async_task(DISPATCHER_TASK)  # as `manage.py serve` does, instead of waiting for the watchdog Schedule
         portal_url = f"http://127.0.0.1:{port}"
-        wait_http(portal_url + "/api/schema/")
+        wait_http(portal_url + "/livez")
+        settle(procs)
+        step = portal_step(portal_url, token)
+        run_clients(args.clients, WARM_UP, step)  # every worker has served before the measured run
+        settle(procs)
         cpu = tree_cpu(web.pid), sum(tree_cpu(p.pid) for p in procs)
-        api = run_clients(args.clients, args.duration, portal_step(portal_url, token))
+        api = run_clients(args.clients, args.duration, step)
         cpu = tree_cpu(web.pid) - cpu[0], sum(tree_cpu(p.pid) for p in procs) - cpu[1]
         figures = summarize(f"portal API on {backend}, {args.workers} web workers (PUT upsert + GET, bearer token)",
                             api, args.duration)
@@ -339,8 +364,10 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     try:
         info = start_emulator(procs)
+        step = emulator_step(info["url"])
+        run_clients(args.clients, WARM_UP, step)
         baseline = summarize("emulator alone (create/merge-patch + get, raw HTTP)",
-                             run_clients(args.clients, args.duration, emulator_step(info["url"])), args.duration)
+                             run_clients(args.clients, args.duration, step), args.duration)
     finally:
         stop_all(procs)
     ratios = []

@@ -34,3 +34,15 @@ def enqueue_check(override_pk: int) -> None:
 
 def enqueue_discovery(source_pk: int) -> None:
     _enqueue_after_commit("overrides.tasks.discover_source", source_pk, group="discovery")
+
+
+# Task groups whose outcome is written on their own rows (sync state, registry view, deliveries, the audit trail):
+# django-q2 stores no success record for them, which would cost its monitor a few queries per task and nobody reads.
+# Failures are still stored, and so are the dispatcher's and the read-back's successes (the dispatcher reads them).
+UNRECORDED_SUCCESS_GROUPS = frozenset({"apply", "check", "discovery", "notify", "expiry"})
+
+
+def skip_success_records(sender, task: dict, **kwargs) -> None:
+    """django-q2 `pre_enqueue`: no success record for the groups in `UNRECORDED_SUCCESS_GROUPS`."""
+    if task.get("group") in UNRECORDED_SUCCESS_GROUPS and "save" not in task:
+        task["save"] = False

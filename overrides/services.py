@@ -15,17 +15,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from overrides import enqueue, lifetime
+from overrides import enqueue, lifetime, offers
 from overrides.audit import Actor, record_change, snapshot, source_change_after
 from overrides.cluster.state import SYNC_OFF_MESSAGE, cluster_enabled
 from overrides.models import ChangeAction, ChangeContext, ModulePullOverride, ModuleSource, SyncState
 from overrides.notifications import events
-from overrides.polling.checks import record_discovery
-from overrides.presentation import format_utc
 from overrides.scopes import require_module_scope
-from overrides.selectors import offered_module_names
 from overrides.validators import DEFAULT_SCAN_INTERVAL
-from registry.client import discover_modules
 
 OVERRIDE_FIELDS = ("source", "image_tag", "scan_interval", "rollback", "auto_renew")
 LIFETIME_FIELDS = ("reason", "expires")  # `expires`: a datetime, ISO text, a duration from now, or "never"
@@ -33,7 +29,6 @@ LIFETIME_FIELDS = ("reason", "expires")  # `expires`: a datetime, ISO text, a du
 PORTAL_ONLY_KEYS = ("autoRenew",)
 SOURCE_FIELDS = ("repo", "scheme", "docker_cfg", "ca", "release_channel")
 APPLY_TASK_GRACE = timedelta(seconds=30)
-RELIST_TIMEOUT = (2.0, 3.0)  # (connect, read) seconds of the one listing a module missing from the last one gets
 
 
 def mark_desired_state_changed(obj) -> None:
@@ -186,37 +181,6 @@ def _resolve_source(source: ModuleSource | str) -> ModuleSource:
     return found
 
 
-def check_module_offered(name: str, source: ModuleSource) -> None:
-    """Where the source's modules are known, the override must name one of them (else Deckhouse says
-    "The module not found").
-
-    The last discovery may predate the module's first push (a pipeline pushes a new module and upserts at once),
-    so a name missing from it makes the source's modules be listed again at once, one bounded registry request,
-    and only a name the registry really lacks is refused, saying when the list was read. When listing again
-    fails, the refusal says so and rests on the last list.
-    """
-    offered = offered_module_names(source)
-    if not offered or name in offered:
-        return
-    listing = discover_modules(source, timeout=RELIST_TIMEOUT)
-    read_at = timezone.now()
-    record_discovery(source.pk, listing, at=read_at)
-    source.refresh_from_db(fields=["discovered_modules", "discovered_at", "discovery_error"])
-    offered = offered_module_names(source)
-    if name in offered:
-        return
-    sample = ", ".join(offered[:10]) + (" …" if len(offered) > 10 else "") if offered else "none"
-    if listing.ok:
-        message = (f'Source "{source.name}" does not offer a module "{name}": its modules, listed from the '
-                   f"registry just now ({format_utc(read_at)}), are: {sample}.")
-    else:
-        when = f"listed {format_utc(source.discovered_at)}" if source.discovered_at else "as the cluster reports them"
-        message = (f'Source "{source.name}" did not offer a module "{name}" in its last known modules ({when}: '
-                   f"{sample}), and listing them again just now failed: {listing.error.message}")
-    raise ValidationError({"name": message})
-
-
-@transaction.atomic
 def override_create(
     *,
     actor: Actor,
@@ -233,6 +197,17 @@ def override_create(
     """Override module `name` with `<source repo>/<name>:<image_tag>`; a deleted override of it comes back.
     The actor's user owns it; it expires after PORTAL_OVERRIDE_TTL unless `expires` says otherwise."""
     require_module_scope(actor.user, name)
+    peeked = source if isinstance(source, ModuleSource) else ModuleSource.objects.filter(name=source).first()
+    relisted = offers.relist_if_missing(name, peeked)  # before the transaction: no registry call under its locks
+    return _override_create(actor=actor, name=name, source=source, image_tag=image_tag, scan_interval=scan_interval,
+                            rollback=rollback, auto_renew=auto_renew, message=message, reason=reason,
+                            expires=expires, relisted=relisted)
+
+
+@transaction.atomic
+def _override_create(*, actor: Actor, name: str, source: ModuleSource | str, image_tag: str, scan_interval: str,
+                     rollback: bool, auto_renew: bool, message: str, reason: str, expires: Any,
+                     relisted: offers.Relisting | None) -> ModulePullOverride:
     source = _resolve_source(source)
     override = ModulePullOverride.all_objects.select_for_update().filter(name=name).first()
     if override is not None and not override.is_deleted:
@@ -244,7 +219,7 @@ def override_create(
     override.auto_renew = auto_renew
     override.renew_requested_at, override.renew_force = None, False
     _full_clean(override, exclude=RESOLVED_OVERRIDE_KEYS)
-    check_module_offered(name, source)
+    offers.check_module_offered(name, source, relisted)
     lifetime.start_lifetime(override, actor, now=timezone.now(), expires=expires, reason=reason)
     override.reset_registry_view()
     mark_desired_state_changed(override)
@@ -288,7 +263,6 @@ def _lock_for_write(override: ModulePullOverride, actor: Actor, *, take_over: bo
     return override
 
 
-@transaction.atomic
 def override_update(
     *, actor: Actor, override: ModulePullOverride, message: str = "", take_over: bool = False, **changes: Any
 ) -> ModulePullOverride:
@@ -297,6 +271,21 @@ def override_update(
     unknown = set(changes) - set(OVERRIDE_FIELDS) - set(LIFETIME_FIELDS)
     if unknown:
         raise TypeError(f"unknown override fields: {sorted(unknown)}")
+    relisted = None
+    new_source = changes.get("source")
+    if (new_source is not None and new_source not in (override.source_id, override.source.name, override.source)
+            or changes.get("image_tag", override.image_tag) != override.image_tag):
+        # A new image reference: its module must be offered; list the source again before the transaction if needed.
+        target = new_source if isinstance(new_source, ModuleSource) else (
+            ModuleSource.objects.filter(name=new_source).first() if new_source is not None else override.source)
+        relisted = offers.relist_if_missing(override.name, target)
+    return _override_update(actor=actor, override=override, message=message, take_over=take_over,
+                            relisted=relisted, **changes)
+
+
+@transaction.atomic
+def _override_update(*, actor: Actor, override: ModulePullOverride, message: str, take_over: bool,
+                     relisted: offers.Relisting | None, **changes: Any) -> ModulePullOverride:
     override = _lock_for_write(override, actor, take_over=take_over, expires=changes.pop("expires", None),
                                reason=changes.pop("reason", None))
     before = snapshot(override)
@@ -313,7 +302,7 @@ def override_update(
     if after == before:
         return override
     if (override.source_id, override.image_tag) != old_ref:
-        check_module_offered(override.name, override.source)
+        offers.check_module_offered(override.name, override.source, relisted)
         override.reset_registry_view()
         enqueue.enqueue_check(override.pk)
     elif before["scanInterval"] != after["scanInterval"]:

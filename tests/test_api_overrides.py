@@ -176,6 +176,30 @@ def test_a_module_pushed_after_the_last_discovery_is_accepted_at_once(api, make_
     assert " UTC), are: fresh, old." in message
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_source_is_listed_again_before_the_write_takes_its_locks(api, make_source, registry, monkeypatch):
+    """The one registry listing a missing module gets runs before the upsert's transaction (on SQLite the write
+    lock is the whole database's), and the write then decides on the fresh list."""
+    from django.db import connection
+
+    from overrides import offers
+
+    repo = f"{registry.host}/{registry.unique('src')}/modules"
+    source = make_source(name="fresh-src", repo=repo, scheme="HTTP")
+    registry.publish_module("old", repo=repo)
+    ModuleSource.objects.filter(pk=source.pk).update(discovered_modules=["old"])
+    registry.publish_module("fresh", repo=repo)
+    registry.push("fresh", "main", repo=repo)
+    in_transaction = []
+    real = offers.discover_modules
+    monkeypatch.setattr(offers, "discover_modules",  # observes, then lists for real
+                        lambda *a, **kw: in_transaction.append(connection.in_atomic_block) or real(*a, **kw))
+    assert api.put(URL + "fresh/", {"source": "fresh-src", "imageTag": "main"}, format="json").status_code == 201
+    response = api.put(URL + "ghost/", {"source": "fresh-src", "imageTag": "main"}, format="json")
+    assert response.status_code == 400 and "listed from the registry just now" in response.json()["name"][0]
+    assert in_transaction == [False, False]
+
+
 @pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b'"text"', b"null", b'{"imageTag": {"a": 1}}'])
 def test_malformed_bodies_are_400_never_500(api, source, raw):
     response = api.generic("PUT", URL + "echo/", raw, content_type="application/json")

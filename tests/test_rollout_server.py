@@ -2,7 +2,8 @@
 
 A real server process on the test database: 60 pipelines wait at once while other API calls stay answered,
 the worker's thread count stays far below the number of waits, /metrics (multiprocess mode) counts the waits
-in flight, and every wait ends with its own clean outcome.
+in flight, and every wait ends with its own clean outcome. Every other request runs in the server's fixed pool
+of threads (files, form sign-in, the API), and the first schema requests at once all get it.
 """
 
 import json
@@ -112,3 +113,12 @@ def test_every_other_request_runs_in_the_servers_thread_pool(web_server_factory,
     assert {a.status_code for a in answers} == {200}
     assert {a.json()["name"] for a in answers} == {"echo"}
     assert _threads(worker) <= before + 2  # one pool thread had answered before: at most two more were started
+
+
+def test_the_first_schema_requests_at_once_all_get_the_schema(web_server_factory):
+    """drf-spectacular loads its extensions on the first schema generation, and two generations at once in one
+    process used to race there (one answered 500)."""
+    server = web_server_factory({"PORTAL_WEB_THREADS": "8"})
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: requests.get(f"{server.url}/api/schema/", timeout=60), range(8)))
+    assert [a.status_code for a in answers] == [200] * 8

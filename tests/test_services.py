@@ -201,3 +201,17 @@ def test_a_running_dispatcher_takes_due_checks_and_new_events_without_a_task_eac
         assert ModulePullOverride.objects.get(pk=override.pk).next_check_at <= timezone.now()  # due for the tick
     finally:
         holder.release({})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tasks_whose_outcome_is_on_their_rows_leave_no_success_record():
+    """django-q2 keeps no success record for an apply, a check or a notification task (their rows hold the outcome);
+    the dispatcher's and the read-back's are kept, as the dispatcher reads the read-back's."""
+    from django_q.models import OrmQ
+    from django_q.tasks import async_task
+
+    OrmQ.objects.all().delete()
+    async_task("overrides.tasks.apply_override", 1, group="apply")
+    async_task("overrides.tasks.read_back_cluster", group="read-back")
+    saves = {q.task["group"]: q.task.get("save", True) for q in OrmQ.objects.all()}
+    assert saves == {"apply": False, "read-back": True}

@@ -182,8 +182,7 @@ def holder_of(request) -> str:
 
 def start_wait(request, override: ModulePullOverride, requested: str | None, timeout: float):
     """Evaluate now; a final outcome (or a zero timeout) is returned at once, else a registered `Wait` holding a
-    place. Raises Throttled when no place is free."""
-    timeout = min(max(timeout, 0.0), float(settings.PORTAL_ROLLOUT_MAX_TIMEOUT))
+    place. Raises Throttled when no place is free. `timeout` was validated (`RolloutQuerySerializer`)."""
     outcome = rollout.evaluate(override, requested)
     if outcome.final:
         return outcome

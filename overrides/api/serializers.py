@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -323,8 +324,15 @@ class RolloutQuerySerializer(serializers.Serializer):
         help_text="The digest to wait for; default: the portal's registry digest of the tag, as checked after the "
                   "override's last change or renew.",
     )
-    timeout = serializers.IntegerField(min_value=0, max_value=600, default=300,
-                                       help_text="Seconds to wait at most (0-600, default 300).")
+    timeout = serializers.IntegerField(min_value=0, default=300,
+                                       help_text="Seconds to wait at most (default 300; at most the server's "
+                                                 "PORTAL_ROLLOUT_MAX_TIMEOUT, 600 unless set otherwise).")
+
+    def validate_timeout(self, value: int) -> int:
+        longest = settings.PORTAL_ROLLOUT_MAX_TIMEOUT
+        if value > longest:
+            raise serializers.ValidationError(f"At most {longest:g} seconds here (PORTAL_ROLLOUT_MAX_TIMEOUT).")
+        return value
 
 
 class RolloutSerializer(serializers.Serializer):
