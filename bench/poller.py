@@ -44,11 +44,11 @@ from datetime import UTC, datetime, timedelta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from bench.proctree import tree_cpu  # noqa: E402
 
 INTERVAL = 15.0
 WEBHOOK_MODULES = 20
 SECRET = "bench-webhook-secret"
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -64,33 +64,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-# --- CPU of process trees ------------------------------------------------------------------------------------------
-
-def _stat(pid: int) -> tuple[int, float, float] | None:
-    """(ppid, own cpu seconds, reaped children's cpu seconds) of a process."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK, (int(fields[13]) + int(fields[14])) / TICK
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds used so far by `root` and all its descendants (living ones, and reaped ones via the parents)."""
-    stats = {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(int(p))) is not None}
-    children = defaultdict(list)
-    for pid, (ppid, _, _) in stats.items():
-        children[ppid].append(pid)
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        if pid in stats:
-            total += stats[pid][1] + stats[pid][2]
-            todo.extend(children[pid])
-    return total
 
 
 # --- the environment -----------------------------------------------------------------------------------------------

@@ -157,14 +157,20 @@ def test_module_the_source_did_not_offer_is_refused_when_its_registry_cannot_be_
     assert api.put(URL + "echo/", body(), format="json").status_code == 201
 
 
-def test_a_module_pushed_after_the_last_discovery_is_accepted_at_once(api, make_source, registry):
-    """A pipeline pushes a new module (its image and the source's listing tag) and upserts right away."""
+def _source_listed_before_fresh_was_pushed(make_source, registry) -> ModuleSource:
+    """Source "fresh-src", whose last listing found only "old"; then the module "fresh" was pushed (tag main)."""
     repo = f"{registry.host}/{registry.unique('src')}/modules"
     source = make_source(name="fresh-src", repo=repo, scheme="HTTP")
     registry.publish_module("old", repo=repo)
     ModuleSource.objects.filter(pk=source.pk).update(discovered_modules=["old"])
     registry.publish_module("fresh", repo=repo)
     registry.push("fresh", "main", repo=repo)
+    return source
+
+
+def test_a_module_pushed_after_the_last_discovery_is_accepted_at_once(api, make_source, registry):
+    """A pipeline pushes a new module (its image and the source's listing tag) and upserts right away."""
+    source = _source_listed_before_fresh_was_pushed(make_source, registry)
     response = api.put(URL + "fresh/", {"source": "fresh-src", "imageTag": "main"}, format="json")
     assert response.status_code == 201, response.json()
     source.refresh_from_db()
@@ -184,12 +190,7 @@ def test_the_source_is_listed_again_before_the_write_takes_its_locks(api, make_s
 
     from overrides import offers
 
-    repo = f"{registry.host}/{registry.unique('src')}/modules"
-    source = make_source(name="fresh-src", repo=repo, scheme="HTTP")
-    registry.publish_module("old", repo=repo)
-    ModuleSource.objects.filter(pk=source.pk).update(discovered_modules=["old"])
-    registry.publish_module("fresh", repo=repo)
-    registry.push("fresh", "main", repo=repo)
+    _source_listed_before_fresh_was_pushed(make_source, registry)
     in_transaction = []
     real = offers.discover_modules
     monkeypatch.setattr(offers, "discover_modules",  # observes, then lists for real
