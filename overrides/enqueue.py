@@ -22,14 +22,20 @@ def enqueue_apply(obj) -> None:
     _enqueue_after_commit(func, obj.pk, group="apply")
 
 
-def enqueue_check(override_pk: int) -> None:
-    """Check an override's registry digest now (renew, new tag, a registry push), after commit; the row is due now
-    already, so a running dispatcher checks it within a tick and no task is enqueued then."""
+def enqueue_checks(override_pks: list[int]) -> None:
+    """Check overrides' registry digests now (renew, new tag, a registry push), after commit; the rows are due now
+    already, so a running dispatcher checks them within a tick and no task is enqueued then (one look at the lease
+    for them all)."""
     def check() -> None:
         if not dispatcher_running():
-            async_task("overrides.tasks.check_override", override_pk, group="check")
+            for pk in override_pks:
+                async_task("overrides.tasks.check_override", pk, group="check")
 
     transaction.on_commit(check, robust=True)
+
+
+def enqueue_check(override_pk: int) -> None:
+    enqueue_checks([override_pk])
 
 
 def enqueue_discovery(source_pk: int) -> None:

@@ -197,11 +197,11 @@ def override_create(
     """Override module `name` with `<source repo>/<name>:<image_tag>`; a deleted override of it comes back.
     The actor's user owns it; it expires after PORTAL_OVERRIDE_TTL unless `expires` says otherwise."""
     require_module_scope(actor.user, name)
-    peeked = source if isinstance(source, ModuleSource) else ModuleSource.objects.filter(name=source).first()
-    relisted = offers.relist_if_missing(name, peeked)  # before the transaction: no registry call under its locks
-    return _override_create(actor=actor, name=name, source=source, image_tag=image_tag, scan_interval=scan_interval,
-                            rollback=rollback, auto_renew=auto_renew, message=message, reason=reason,
-                            expires=expires, relisted=relisted)
+    found = source if isinstance(source, ModuleSource) else ModuleSource.objects.filter(name=source).first()
+    relisted = offers.relist_if_missing(name, found)  # before the transaction: no registry call under its locks
+    return _override_create(actor=actor, name=name, source=found or source, image_tag=image_tag,
+                            scan_interval=scan_interval, rollback=rollback, auto_renew=auto_renew, message=message,
+                            reason=reason, expires=expires, relisted=relisted)
 
 
 @transaction.atomic
@@ -272,13 +272,15 @@ def override_update(
     if unknown:
         raise TypeError(f"unknown override fields: {sorted(unknown)}")
     relisted = None
-    new_source = changes.get("source")
-    if (new_source is not None and new_source not in (override.source_id, override.source.name, override.source)
-            or changes.get("image_tag", override.image_tag) != override.image_tag):
-        # A new image reference: its module must be offered; list the source again before the transaction if needed.
-        target = new_source if isinstance(new_source, ModuleSource) else (
-            ModuleSource.objects.filter(name=new_source).first() if new_source is not None else override.source)
-        relisted = offers.relist_if_missing(override.name, target)
+    if "source" in changes or "image_tag" in changes:
+        target = changes.get("source", override.source)
+        if isinstance(target, str):
+            target = (override.source if target == override.source.name
+                      else ModuleSource.objects.filter(name=target).first())
+        if target != override.source or changes.get("image_tag", override.image_tag) != override.image_tag:
+            # A new image reference must name an offered module: its source is listed again, if needed, now, before
+            # the transaction.
+            relisted = offers.relist_if_missing(override.name, target)
     return _override_update(actor=actor, override=override, message=message, take_over=take_over,
                             relisted=relisted, **changes)
 

@@ -59,10 +59,9 @@ class PortalASGIHandler(ASGIHandler):
         loop = asyncio.get_running_loop()
         response = await loop.run_in_executor(self.executor, self.respond, scope, body_file)
         try:
-            if response.streaming and not response.is_async:
-                await self.send_sync_stream(response, send, loop)
-            else:
-                await self.send_response(response, send)
+            if response.streaming and not response.is_async:  # a file: its parts are read in the pool
+                response.streaming_content = self.read_in_pool(response.streaming_content, loop)
+            await self.send_response(response, send)
         except (asyncio.CancelledError, OSError):
             pass  # the client went away while the answer was sent
         finally:
@@ -86,22 +85,11 @@ class PortalASGIHandler(ASGIHandler):
             response.close()
         return response
 
-    async def send_sync_stream(self, response, send, loop) -> None:
-        """A streaming answer with a synchronous iterator (a file): each part is read in the pool, sent from here."""
-        await send({"type": "http.response.start", "status": response.status_code,
-                    "headers": self.response_headers(response)})
-        parts = iter(response.streaming_content)
+    async def read_in_pool(self, parts, loop):
+        """A synchronous iterator's parts (a file's blocks), each read on a pool thread, as an async iterator."""
+        parts = iter(parts)
         while (part := await loop.run_in_executor(self.executor, next, parts, None)) is not None:
-            for chunk, _ in self.chunk_bytes(part):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body"})
-
-    @staticmethod
-    def response_headers(response) -> list[tuple[bytes, bytes]]:
-        headers = [(bytes(k.encode("ascii") if isinstance(k, str) else k),
-                    bytes(v.encode("latin1") if isinstance(v, str) else v)) for k, v in response.items()]
-        headers += [(b"Set-Cookie", c.output(header="").encode("ascii").strip()) for c in response.cookies.values()]
-        return headers
+            yield part
 
 
 django.setup(set_prefix=False)

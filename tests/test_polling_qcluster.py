@@ -37,14 +37,19 @@ def _assert_cadence(counting_proxy, module, start, end, interval):
     assert all(abs(gap - interval) < interval / 2 for gap in gaps), gaps
 
 
-def test_qcluster_checks_on_cadence_and_records_each_change_once(qcluster, counting_proxy, registry, actor):
-    modules, made = _setup(actor, registry, counting_proxy, count=4, interval="2s")
-    wait_for(lambda: DigestObservation.objects.filter(override__in=made).count() == 4, timeout=20,
+def _first_digests_then_cadence(counting_proxy, modules, made, seconds: float, interval: float = 2.0) -> None:
+    """Once every override has its first digest, `seconds` of checks of each module on cadence."""
+    wait_for(lambda: DigestObservation.objects.filter(override__in=made).count() == len(made), timeout=20,
              what="first digests")
     start = time.time()
-    time.sleep(6.5)
+    time.sleep(seconds)
     for module in modules:
-        _assert_cadence(counting_proxy, module, start, start + 6.5, 2.0)
+        _assert_cadence(counting_proxy, module, start, start + seconds, interval)
+
+
+def test_qcluster_checks_on_cadence_and_records_each_change_once(qcluster, counting_proxy, registry, actor):
+    modules, made = _setup(actor, registry, counting_proxy, count=4, interval="2s")
+    _first_digests_then_cadence(counting_proxy, modules, made, seconds=6.5)
 
     changed = registry.push(modules[0], "main", "v2")
     wait_for(lambda: ModulePullOverride.objects.get(pk=made[0].pk).registry_digest == changed, timeout=5,
@@ -58,12 +63,7 @@ def test_two_qclusters_never_check_an_override_twice(qcluster_factory, counting_
     modules, made = _setup(actor, registry, counting_proxy, count=6, interval="2s")
     qcluster_factory(workers=2)
     qcluster_factory(workers=2)
-    wait_for(lambda: DigestObservation.objects.filter(override__in=made).count() == 6, timeout=20,
-             what="first digests")
-    start = time.time()
-    time.sleep(6.5)
-    for module in modules:
-        _assert_cadence(counting_proxy, module, start, start + 6.5, 2.0)
+    _first_digests_then_cadence(counting_proxy, modules, made, seconds=6.5)
     assert DigestObservation.objects.filter(override__in=made).count() == 6
 
 
@@ -97,9 +97,4 @@ def test_the_standby_dispatches_when_no_dispatcher_was_started(qcluster_factory,
     holder = wait_for(lambda: DispatcherLease().holder(), timeout=20, what="a lease holder")
     pid = int(holder.split(":")[1])
     assert pid != cluster.process.pid and process_group(pid) == cluster.process.pid  # one of its workers
-    wait_for(lambda: DigestObservation.objects.filter(override__in=made).count() == 2, timeout=20,
-             what="first digests")
-    start = time.time()
-    time.sleep(4.5)
-    for module in modules:
-        _assert_cadence(counting_proxy, module, start, start + 4.5, 2.0)
+    _first_digests_then_cadence(counting_proxy, modules, made, seconds=4.5)

@@ -52,6 +52,14 @@ def module_v1beta1(emu, state: str, *, message: str = "", digest: str = "", read
     emu.patch_status("modules", "echo", {"summary": {"state": state, "message": message}, "conditions": [condition]})
 
 
+def running_on_a(emu) -> None:
+    """The cluster runs digest A: the MPO reports it and the Module is Ready, read back once."""
+    cluster_with_mpo(emu, A)
+    module_v1alpha1(emu, "Ready", "True")
+    sync.read_back()
+    assert verdict().state == "running"
+
+
 @pytest.mark.kube(mpo_versions=["v1alpha1"], module_versions=["v1alpha1"])
 def test_v1alpha1_reconciling_then_ready_then_hook_error(cluster_settings):
     emu = cluster_settings
@@ -83,10 +91,7 @@ def test_v1alpha1_reconciling_then_ready_then_hook_error(cluster_settings):
 @pytest.mark.kube(mpo_versions=["v1alpha1"], module_versions=["v1alpha1"])
 def test_ready_from_before_the_new_digest_is_deploying_not_running(cluster_settings):
     emu = cluster_settings
-    cluster_with_mpo(emu, A)
-    module_v1alpha1(emu, "Ready", "True")
-    sync.read_back()
-    assert verdict().state == "running"
+    running_on_a(emu)
 
     # The controller reports a new digest; the Module still shows its old Ready (Deckhouse restarting).
     emu.patch_status("mpo", "echo", {"imageDigest": B, "updatedAt": stamp(5)})
@@ -107,10 +112,7 @@ def test_a_failure_first_seen_with_its_digest_is_deploy_failed(cluster_settings)
     """The read-back (every 20 s) may miss the Reconciling phase: a new digest and a Module that already failed on
     it, seen in one pass. The failure's transition time (after the digest was reported) ties it to the digest."""
     emu = cluster_settings
-    cluster_with_mpo(emu, A)
-    module_v1alpha1(emu, "Ready", "True")
-    sync.read_back()
-    assert verdict().state == "running"
+    running_on_a(emu)
     emu.patch_status("mpo", "echo", {"imageDigest": B, "updatedAt": stamp(5)})
     module_v1alpha1(emu, "Error", "False", reason="HookError", message="hook migrate.py failed", at=stamp(6))
     sync.read_back()

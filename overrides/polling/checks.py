@@ -304,8 +304,7 @@ def request_checks(pks: list[int]) -> int:
     if not pks:
         return 0
     ModulePullOverride.objects.filter(pk__in=pks).update(next_check_at=timezone.now())
-    for pk in pks:
-        enqueue.enqueue_check(pk)
+    enqueue.enqueue_checks(pks)
     return len(pks)
 
 
